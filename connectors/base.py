@@ -1,0 +1,110 @@
+"""The plug-in seam: what a connector module provides so the engine never names a vendor.
+
+A connector module in this package (``connectors/<system>.py``) defines:
+
+- ``SYSTEM``: its name in ``enact.yaml`` (``hubspot``).
+- ``ACTIONS``: the action names a workflow may list for it (``create_contact``, ...). ``unknown`` is
+  always allowed too: it names a request to the system that matched no action.
+- ``Config``: a pydantic model (``extra="forbid"``) for ``systems.<name>`` in ``enact.yaml``.
+- A library-mode connector class that performs actions (``HubSpotConnector``) and answers lookups
+  policies need (``find_contact_by_email``).
+- For HTTP systems, ``Wire``: built once from the validated ``Config``; it recognises an
+  :class:`HttpCall` as actions and knows the system's hosts, upstream, credential and error shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from enact_proxy.models import ActionRequest
+
+
+class Refusal(Exception):
+    """Recognition found a reason to refuse before any policy runs (unparseable body, ...).
+
+    ``status`` is the HTTP status to answer with (403 unless a better one applies, like 413).
+    """
+
+    def __init__(self, reason: str, status: int = 403, action: ActionRequest | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.action = action
+
+
+@dataclass(frozen=True)
+class HttpCall:
+    """One intercepted HTTP request, already normalised for matching.
+
+    ``path`` is percent-decoded, dot segments and duplicate slashes removed, no trailing slash
+    (``/`` stays ``/``). ``raw_path`` is the request target as sent, without query. ``headers`` has
+    lower-case names. ``body`` has Content-Encoding undone.
+    """
+
+    method: str
+    host: str
+    path: str
+    raw_path: str = ""
+    query: Mapping[str, list[str]] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    def query_one(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    """A response the sidecar produces itself (a refusal)."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """Where a passed request really goes."""
+
+    scheme: str
+    host: str
+    port: int
+    path_prefix: str = ""
+
+
+@runtime_checkable
+class Wire(Protocol):
+    """What the HTTP sidecar needs from an HTTP connector."""
+
+    system: ClassVar[str]
+
+    @property
+    def hosts(self) -> frozenset[str]:
+        """Lower-case host names this system guards (``api.hubapi.com``)."""
+        ...
+
+    def recognise(self, call: HttpCall) -> list[ActionRequest]:
+        """Every action the call performs (at least one; ``unknown`` when none matches).
+
+        Raises :class:`Refusal` when the call must be refused before policies run.
+        """
+        ...
+
+    def refuse(self, call: HttpCall, message: str, status: int) -> HttpAnswer:
+        """The refusal in the vendor's own error shape; ``message`` starts ``Blocked by Enact:``."""
+        ...
+
+    def upstream(self, call: HttpCall) -> Upstream:
+        """Where to forward ``call`` when it passes."""
+        ...
+
+    def credential_headers(self, call: HttpCall) -> dict[str, str]:
+        """Headers to set on the forwarded request (credential isolation); empty when none."""
+        ...
+
+    def lookup_systems(self, call: HttpCall) -> dict[str, Any]:
+        """Connectors policies may query for this call (same credential as the forward)."""
+        ...

@@ -1,0 +1,134 @@
+"""The domain objects every front door (library, HTTP proxy, git, Postgres) shares."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RECEIPT_VERSION = 1
+
+
+class Decision(str, Enum):
+    PASS = "PASS"
+    BLOCK = "BLOCK"
+
+
+class RequestSummary(BaseModel):
+    """Where an action came from on the wire. Never carries credentials."""
+
+    model_config = ConfigDict(frozen=True)
+
+    method: str | None = None
+    host: str | None = None
+    path: str | None = None
+
+
+class ActionRequest(BaseModel):
+    """One recognised action: what a connector's recogniser produces and the engine judges.
+
+    ``action`` is the short name (``create_contact``); ``full_name`` is ``hubspot.create_contact``.
+    ``payload`` holds the canonical keys of SPEC §4, identical whichever front door produced it.
+    """
+
+    system: str
+    action: str
+    payload: dict[str, Any] = Field(default_factory=dict)
+    request: RequestSummary | None = None
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.system}.{self.action}"
+
+
+class WorkflowContext(BaseModel):
+    """What a policy (and a library-mode workflow) sees.
+
+    ``system``/``action`` are None for a library-mode workflow run, whose policies judge the
+    workflow's payload as a whole.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    workflow: str | None
+    actor_email: str
+    actor_roles: tuple[str, ...] = ()
+    system: str | None = None
+    action: str | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+    systems: Mapping[str, Any] = Field(default_factory=dict)
+    now: datetime
+    state: Any = None  # a StateStore, for policies that count over time
+
+    @property
+    def full_action(self) -> str | None:
+        if self.system is None or self.action is None:
+            return None
+        return f"{self.system}.{self.action}"
+
+    @property
+    def is_contractor(self) -> bool:
+        return "contractor" in self.actor_roles
+
+
+class PolicyResult(BaseModel):
+    policy: str
+    passed: bool
+    reason: str
+
+
+class ActionResult(BaseModel):
+    action: str
+    system: str | None = None
+    success: bool | None
+    output: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunResult(BaseModel):
+    workflow: str | None
+    decision: Decision
+    reason: str
+    policy_results: list[PolicyResult] = Field(default_factory=list)
+    actions_taken: list[ActionResult] = Field(default_factory=list)
+    run_id: str
+
+    @property
+    def passed(self) -> bool:
+        return self.decision is Decision.PASS
+
+
+class Signature(BaseModel):
+    alg: Literal["HMAC-SHA256"] = "HMAC-SHA256"
+    key_id: str
+    value: str
+
+
+class Receipt(BaseModel):
+    """SPEC §6. Signed over its canonical JSON without ``signature``."""
+
+    receipt_version: int = RECEIPT_VERSION
+    run_id: str
+    timestamp: str
+    actor_email: str
+    workflow: str | None
+    system: str | None
+    action: str | None
+    payload: dict[str, Any]
+    request: RequestSummary | None
+    policy_results: list[PolicyResult]
+    decision: Decision
+    reason: str
+    mode: Literal["enforce", "shadow"]
+    actions_taken: list[ActionResult]
+    redacted: list[str]
+    config_sha256: str | None
+    prev_hash: str | None = None
+    signature: Signature | None = None
+
+    def unsigned_dict(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        data.pop("signature", None)
+        return data
