@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 RECEIPT_VERSION = 1
 
 
-class Decision(str, Enum):
+class Decision(StrEnum):
     PASS = "PASS"
     BLOCK = "BLOCK"
 

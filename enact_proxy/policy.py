@@ -1,0 +1,64 @@
+"""Running policies: every policy runs, and anything but a clean pass is a failure (fail closed)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from pydantic import validate_call
+
+from enact_proxy.models import PolicyResult, WorkflowContext
+
+Policy = Callable[[WorkflowContext], PolicyResult]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def policy_name(policy: Any) -> str:
+    return str(getattr(policy, "policy_name", None) or getattr(policy, "__name__", type(policy).__name__))
+
+
+def factory(fn: F) -> F:
+    """Mark a parameterised policy: ``fn(**params)`` returns the policy. Parameters are validated."""
+    checked = validate_call(fn)
+    checked.is_policy_factory = True  # type: ignore[attr-defined]
+    return checked  # type: ignore[return-value]
+
+
+def instantiate(policy: Any) -> Policy:
+    """A factory handed over uncalled (``policies=[max_files_per_commit]``) gets its defaults."""
+    if getattr(policy, "is_policy_factory", False):
+        made: Policy = policy()
+        return made
+    return policy  # type: ignore[no-any-return]
+
+
+def passed(policy: str, reason: str) -> PolicyResult:
+    return PolicyResult(policy=policy, passed=True, reason=reason)
+
+
+def failed(policy: str, reason: str) -> PolicyResult:
+    return PolicyResult(policy=policy, passed=False, reason=reason)
+
+
+def evaluate(policies: Iterable[Policy], ctx: WorkflowContext) -> list[PolicyResult]:
+    results = []
+    for policy in policies:
+        name = policy_name(policy)
+        try:
+            outcome = policy(ctx)
+        except Exception as exc:  # noqa: BLE001 - a raising policy is a failed check, never a crash
+            results.append(failed(name, f"policy raised {type(exc).__name__}: {exc}"))
+            continue
+        if not isinstance(outcome, PolicyResult) or not isinstance(outcome.passed, bool):
+            results.append(failed(name, f"policy returned {type(outcome).__name__}, not a PolicyResult"))
+            continue
+        results.append(outcome if outcome.policy == name else outcome.model_copy(update={"policy": name}))
+    return results
+
+
+def after_pass(policies: Iterable[Policy], ctx: WorkflowContext) -> None:
+    """Let stateful policies count an action that was let through (``policy.on_pass(ctx)``)."""
+    for policy in policies:
+        hook = getattr(policy, "on_pass", None)
+        if hook is not None:
+            hook(ctx)

@@ -1,0 +1,370 @@
+"""The receipt writer: durable, chained, and fast enough to sit on every request.
+
+Durability is batched through a journal (group commit): a writer thread appends every pending
+record of a batch to ``.journal`` and fsyncs it once; only then are callers told their record is
+durable. Receipt files are then written atomically (temp file, rename) and made durable together at
+the next checkpoint (``syncfs``, or fsync per file where that is unavailable), after which the
+journal is compacted. A restart replays the journal, so every acknowledged record becomes its file.
+
+A PASS is opened as an *intent* (durable before the action is forwarded) and closed with what was
+done; an intent never closed becomes a receipt whose outcome is unknown (on restart at the latest).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import json
+import os
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from enact_proxy.receipts.signing import ReceiptKey, canonical_bytes, receipt_hash
+
+JOURNAL = ".journal"
+HEAD = "HEAD"
+UNKNOWN_OUTCOME = {"outcome": "unknown"}
+
+
+class ReceiptError(Exception):
+    """A receipt could not be made durable: the action it describes must not run."""
+
+
+@dataclass
+class _Op:
+    kind: str  # "intent" | "final"
+    record: dict[str, Any]
+    future: Future[Any] = field(default_factory=Future)
+
+
+class Ticket:
+    """An opened (durable) intent; close it exactly once with what was done."""
+
+    def __init__(self, store: ReceiptStore, draft: dict[str, Any]):
+        self._store = store
+        self.draft = draft
+        self.run_id: str = draft["run_id"]
+        self._closed = False
+
+    def close(self, actions_taken: list[dict[str, Any]]) -> Future[dict[str, Any]]:
+        if self._closed:
+            raise RuntimeError(f"receipt {self.run_id} already closed")
+        self._closed = True
+        return self._store._submit("final", {**self.draft, "actions_taken": actions_taken})
+
+
+def receipt_path(directory: Path, record: dict[str, Any]) -> Path:
+    day = str(record.get("timestamp", ""))[:10] or "undated"
+    return directory / day / f"{record['run_id']}.json"
+
+
+def _load_syncfs() -> Any:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+_SYNCFS = _load_syncfs()
+
+
+class ReceiptStore:
+    def __init__(self, directory: Path | str, key: ReceiptKey, *, checkpoint_seconds: float = 0.5):
+        self.directory = Path(directory)
+        self.key = key
+        self.checkpoint_seconds = checkpoint_seconds
+        self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._journal: Any = None
+        self._open_intents: dict[str, dict[str, Any]] = {}
+        self._unsynced: list[Path] = []
+        self._folders: set[Path] = set()
+        self._last_checkpoint = time.monotonic()
+        self._failed: BaseException | None = None
+        self.tip_hash: str | None = None
+        self.tip_run_id: str | None = None
+        self.count = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> ReceiptStore:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._recover()
+        self._journal = open(self.directory / JOURNAL, "ab")  # noqa: SIM115 - held open for appends
+        self._thread = threading.Thread(target=self._run, name="enact-receipts", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Flush every queued record and leave a compacted journal (open intents stay in it)."""
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        self._thread.join()
+        self._thread = None
+        with contextlib.suppress(OSError):
+            self._checkpoint()
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    def __enter__(self) -> ReceiptStore:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the API front doors use -------------------------------------------------------------
+    def open_intent(self, draft: dict[str, Any]) -> Future[Ticket]:
+        """Make ``draft`` durable as an intent; the future's ticket closes it later."""
+        record = {**draft, "actions_taken": [_unknown_action(draft)]}
+        inner = self._submit("intent", record)
+        outer: Future[Ticket] = Future()
+
+        def done(f: Future[Any]) -> None:
+            exc = f.exception()
+            if exc is not None:
+                outer.set_exception(exc)
+            else:
+                outer.set_result(Ticket(self, draft))
+
+        inner.add_done_callback(done)
+        return outer
+
+    def write(self, record: dict[str, Any]) -> Future[dict[str, Any]]:
+        """Chain, sign and durably write a finished record; the future holds the signed receipt."""
+        return self._submit("final", record)
+
+    def _submit(self, kind: str, record: dict[str, Any]) -> Future[Any]:
+        op = _Op(kind, record)
+        if self._thread is None or self._failed is not None:
+            op.future.set_exception(ReceiptError(f"receipt store is not running: {self._failed or 'stopped'}"))
+        else:
+            self._queue.put(op)
+        return op.future
+
+    # -- the writer thread -------------------------------------------------------------------
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            try:
+                first = self._queue.get(timeout=self.checkpoint_seconds)
+            except queue.Empty:
+                self._maybe_checkpoint(force=bool(self._unsynced))
+                continue
+            batch: list[_Op] = []
+            for op in self._drain(first):
+                if op is None:
+                    stopping = True
+                else:
+                    batch.append(op)
+            if batch:
+                self._commit(batch)
+            self._maybe_checkpoint(force=stopping)
+
+    def _drain(self, first: _Op | None) -> list[_Op | None]:
+        ops = [first]
+        while len(ops) < 4096:
+            try:
+                ops.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return ops
+
+    def _commit(self, batch: list[_Op]) -> None:
+        lines: list[bytes] = []
+        results: list[Any] = []
+        finals: list[tuple[dict[str, Any], bytes]] = []
+        saved = (self.tip_hash, self.tip_run_id, self.count)
+        for op in batch:
+            if op.kind == "intent":
+                lines.append(canonical_bytes({"t": "intent", "receipt": op.record}))
+                results.append(op.record)
+            else:
+                signed, body = self._chain(op.record)
+                # canonical_bytes({"n": ..., "receipt": ..., "t": "final"}) without serialising twice
+                lines.append(b'{"n":%d,"receipt":%s,"t":"final"}' % (self.count, body))
+                finals.append((signed, body))
+                results.append(signed)
+        try:
+            self._journal.write(b"\n".join(lines) + b"\n")
+            self._journal.flush()
+            os.fsync(self._journal.fileno())
+        except OSError as exc:
+            self.tip_hash, self.tip_run_id, self.count = saved
+            error = ReceiptError(f"receipt journal write failed: {exc}")
+            for op in batch:
+                op.future.set_exception(error)
+            return
+        for op in batch:
+            if op.kind == "intent":
+                self._open_intents[op.record["run_id"]] = op.record
+            else:
+                self._open_intents.pop(op.record["run_id"], None)
+        try:
+            for signed, body in finals:
+                self._unsynced.append(self._write_file(signed, body))
+            if finals:
+                self._write_head()
+        except OSError as exc:
+            # Durable in the journal already; a later checkpoint or restart writes the files.
+            self._failed = ReceiptError(f"receipt file write failed: {exc}")
+        for op, result in zip(batch, results, strict=True):
+            op.future.set_result(result)
+
+    def _chain(self, record: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+        """Link ``record`` to the tip and sign it; returns it with its canonical bytes."""
+        unsigned = {k: v for k, v in record.items() if k != "signature"}
+        unsigned["prev_hash"] = self.tip_hash
+        signed = self.key.signed(unsigned)
+        body = canonical_bytes(signed)
+        self.tip_hash = hashlib.sha256(body).hexdigest()
+        self.tip_run_id = signed["run_id"]
+        self.count += 1
+        return signed, body
+
+    def _write_file(self, signed: dict[str, Any], body: bytes | None = None) -> Path:
+        """The file holds the canonical bytes: what was hashed is what is on disk."""
+        path = receipt_path(self.directory, signed)
+        if path.parent not in self._folders:
+            path.parent.mkdir(exist_ok=True)
+            self._folders.add(path.parent)
+        _atomic_write(path, (body if body is not None else canonical_bytes(signed)) + b"\n")
+        return path
+
+    def _write_head(self) -> None:
+        head = self.key.signed({"run_id": self.tip_run_id, "hash": self.tip_hash, "count": self.count})
+        _atomic_write(self.directory / HEAD, canonical_bytes(head) + b"\n")
+
+    def _maybe_checkpoint(self, *, force: bool = False) -> None:
+        due = time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds
+        if (force or due) and self._unsynced:
+            try:
+                self._checkpoint()
+            except OSError as exc:
+                self._failed = ReceiptError(f"receipt checkpoint failed: {exc}")
+
+    def _checkpoint(self) -> None:
+        """Make the written files durable, then compact the journal to the open intents."""
+        self._sync_files()
+        self._unsynced.clear()
+        self._last_checkpoint = time.monotonic()
+        lines = b"".join(
+            canonical_bytes({"t": "intent", "receipt": r}) + b"\n" for r in self._open_intents.values()
+        )
+        path = self.directory / JOURNAL
+        _atomic_write(path, lines)
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = open(path, "ab")  # noqa: SIM115
+
+    def _sync_files(self) -> None:
+        if _SYNCFS is not None:
+            fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                if _SYNCFS(fd) == 0:
+                    return
+            finally:
+                os.close(fd)
+        for path in {*self._unsynced, self.directory / HEAD}:
+            with contextlib.suppress(FileNotFoundError):
+                _fsync_path(path)
+        for folder in {p.parent for p in self._unsynced} | {self.directory}:
+            _fsync_path(folder)
+
+    # -- recovery ----------------------------------------------------------------------------
+    def _recover(self) -> None:
+        """Continue the chain found on disk and turn every journalled record into its file."""
+        finals, intents = _read_journal(self.directory / JOURNAL)
+        head = self._read_head()
+        if head is not None:
+            self.tip_run_id, self.tip_hash, self.count = head["run_id"], head["hash"], head["count"]
+        elif any(self.directory.rglob("*.json")):
+            self._adopt_tip_by_scan()
+        for n, signed in finals:
+            path = receipt_path(self.directory, signed)
+            if not path.exists():
+                self._write_file(signed)
+            if n > self.count:
+                self.tip_hash, self.tip_run_id, self.count = receipt_hash(signed), signed["run_id"], n
+        closed = {signed["run_id"] for _, signed in finals}
+        for run_id, draft in intents.items():
+            if run_id not in closed:
+                self._write_file(*self._chain({**draft, "actions_taken": [_unknown_action(draft)]}))
+        if self.count:
+            self._write_head()
+        self._sync_files()
+        _atomic_write(self.directory / JOURNAL, b"")
+
+    def _read_head(self) -> dict[str, Any] | None:
+        path = self.directory / HEAD
+        try:
+            head = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(head, dict) or not self.key.verify(head):
+            return None
+        return head
+
+    def _adopt_tip_by_scan(self) -> None:
+        records = []
+        for path in self.directory.rglob("*.json"):
+            try:
+                records.append(json.loads(path.read_bytes()))
+            except (OSError, ValueError):
+                continue
+        referenced = {r.get("prev_hash") for r in records}
+        tips = [r for r in records if receipt_hash(r) not in referenced]
+        if tips:
+            tip = max(tips, key=lambda r: str(r.get("timestamp")))
+            self.tip_hash, self.tip_run_id, self.count = receipt_hash(tip), tip["run_id"], len(records)
+
+
+def _unknown_action(draft: dict[str, Any]) -> dict[str, Any]:
+    return {"action": draft.get("action"), "system": draft.get("system"), "success": None,
+            "output": dict(UNKNOWN_OUTCOME)}
+
+
+def _read_journal(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, dict[str, Any]]]:
+    finals: list[tuple[int, dict[str, Any]]] = []
+    intents: dict[str, dict[str, Any]] = {}
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return finals, intents
+    for line in raw.split(b"\n"):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a torn last line was never acknowledged
+        if not isinstance(entry, dict) or not isinstance(entry.get("receipt"), dict):
+            continue
+        if entry.get("t") == "final":
+            finals.append((int(entry.get("n", 0)), entry["receipt"]))
+        elif entry.get("t") == "intent":
+            intents[entry["receipt"]["run_id"]] = entry["receipt"]
+    return finals, intents
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

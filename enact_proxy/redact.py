@@ -1,0 +1,69 @@
+"""Masking credentials before anything is written: receipts, logs, error messages."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+MASK = "[REDACTED]"
+
+_SECRET_NAMES = frozenset({
+    "authorization", "proxy_authorization", "cookie", "set_cookie", "token", "access_token",
+    "refresh_token", "id_token", "api_key", "apikey", "hapikey", "x_api_key", "password", "passwd",
+    "secret", "client_secret", "private_key", "pgpassword", "credentials", "session_token",
+})
+_SECRET_SUFFIXES = ("_token", "_password", "_secret", "_api_key", "_apikey", "_private_key")
+
+_SECRET_VALUES = re.compile(
+    r"(?i)^(bearer|token|basic)\s+\S+$"                      # an Authorization header value
+    r"|^(ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}$"             # GitHub tokens
+    r"|^github_pat_[A-Za-z0-9_]{20,}$"
+    r"|^pat-[a-z]{2}\d-[0-9a-f-]{20,}$"                      # HubSpot private app tokens
+)
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/@\s]+:)([^@\s]+)(@)")
+
+
+def is_secret_name(name: str) -> bool:
+    key = name.strip().lower().replace("-", "_")
+    return key in _SECRET_NAMES or key.endswith(_SECRET_SUFFIXES)
+
+
+class Redactor:
+    """Masks secrets by key name, by value shape, and any literal secret it was told about."""
+
+    def __init__(self, known_secrets: Iterable[str] = ()):
+        self._known = sorted({s for s in known_secrets if s and len(s) >= 4}, key=len, reverse=True)
+
+    def redact(self, value: Any, path: str = "") -> tuple[Any, list[str]]:
+        masked: list[str] = []
+        return self._walk(value, path, masked), masked
+
+    def scrub_text(self, text: str) -> str:
+        """For log lines and error messages: literal secrets and URL passwords masked."""
+        for secret in self._known:
+            text = text.replace(secret, MASK)
+        return _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+
+    def _walk(self, value: Any, path: str, masked: list[str]) -> Any:
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                child = f"{path}.{k}" if path else str(k)
+                if is_secret_name(str(k)) and v not in (None, "", MASK):
+                    out[k] = MASK
+                    masked.append(child)
+                else:
+                    out[k] = self._walk(v, child, masked)
+            return out
+        if isinstance(value, (list, tuple)):
+            return [self._walk(v, f"{path}[{i}]", masked) for i, v in enumerate(value)]
+        if isinstance(value, str):
+            if _SECRET_VALUES.match(value.strip()):
+                masked.append(path)
+                return MASK
+            cleaned = self.scrub_text(value)
+            if cleaned != value:
+                masked.append(path)
+            return cleaned
+        return value
