@@ -18,6 +18,9 @@ MAX_PKT_SIZE = 65520
 class _Special:
     name: str
 
+    def __str__(self) -> str:
+        return self.name
+
 
 FLUSH = _Special("flush-pkt")
 DELIM = _Special("delim-pkt")
