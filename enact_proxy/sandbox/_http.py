@@ -6,6 +6,7 @@ Each sandbox is a :class:`SandboxServer` subclass that answers a parsed :class:`
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import socket
@@ -107,6 +108,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Headers and body go out in separate writes; without this, delayed ACKs add ~40 ms per call.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.sandbox._track(self.connection)
 
     def finish(self) -> None:
@@ -188,7 +191,7 @@ class SandboxServer:
             return self
         self._httpd = _Server(self._address, self)
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name=f"{type(self).__name__}-serve", daemon=True
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"{type(self).__name__}-serve", daemon=True
         )
         self._thread.start()
         return self
@@ -203,10 +206,8 @@ class SandboxServer:
             open_connections = list(self._connections)
         for connection in open_connections:
             # Wakes handler threads parked on an idle keep-alive connection.
-            try:
+            with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         if self._thread is not None:
             self._thread.join()
             self._thread = None
