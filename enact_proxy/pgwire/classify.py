@@ -1,0 +1,567 @@
+"""SQL text -> the actions it performs, with PostgreSQL's own grammar (pglast / libpg_query).
+
+``classify(sql)`` parses with ``pglast.parser.parse_sql_json`` (about 20x faster than building node
+objects) and walks the JSON tree. Results are cached by the exact text (LRU, :data:`CACHE_SIZE`
+entries), so the hot path (``SELECT ... WHERE id = $1`` over and over) never reparses; every call
+returns fresh :class:`ActionRequest` objects, so a caller may not corrupt the cache.
+
+Every action has ``system="postgres"`` and a payload with:
+
+``kind``
+    the node type of the top-level statement (``SelectStmt``, ``InsertStmt``, ``MergeStmt``, ...).
+``statement``
+    that statement's own text (one statement of a multi-statement Query), stripped.
+``tables``
+    every table the statement touches, sorted; CTE names are not tables.
+
+and, for ``select_rows`` / ``insert_row`` / ``update_row`` / ``delete_row``:
+
+``table``
+    the target (for a SELECT the first table of its FROM, or None for ``SELECT 1``). Names are given as
+    PostgreSQL resolves the spelling: unquoted identifiers folded to lower case, quoted ones kept as
+    written, joined with ``.`` only as far as the statement qualified them (``users``,
+    ``public.users``, ``Sales.Leads`` for ``"Sales"."Leads"``). Which schema an unqualified name lands
+    in depends on ``search_path``, which the sidecar does not let the agent change.
+``columns``
+    the columns written (INSERT / UPDATE / MERGE / COPY FROM) or read by the select list. ``"*"`` means
+    "every column" (``SELECT *``, ``INSERT INTO t SELECT ...`` without a column list).
+``has_where``
+    whether the rows are bounded. False when there is no WHERE, and also when the WHERE cannot restrict
+    rows: it folds to constant true (``WHERE true``, ``1=1``, ``NOT false``, ``x = x``, ``'t'::bool``,
+    ``... OR true``) or references no column at all (``WHERE $1``, ``WHERE now() > '2020-01-01'``:
+    all rows or none). Then ``where_constant_true`` is True. ``WHERE CURRENT OF`` is bounded; an
+    ``ON CONFLICT DO UPDATE`` is bounded by the conflict (``on_conflict`` True); a MERGE clause is bounded
+    by its join condition and its ``WHEN ... AND`` condition.
+
+Effects: a data-modifying CTE (anywhere in the tree) adds its own write action; ``INSERT ... ON CONFLICT
+DO UPDATE`` is ``insert_row`` and ``update_row``; MERGE yields one action per WHEN clause (DO NOTHING
+none); ``EXPLAIN ANALYZE x`` is classified as ``x`` (plain EXPLAIN does not execute: ``execute_sql``);
+``COPY ... FROM`` is ``insert_row`` (plus ``execute_sql`` when it reads a server file or program);
+``COPY ... TO`` is ``execute_sql``; ``SELECT INTO`` and ``CREATE TABLE AS`` are ``execute_sql``;
+``DECLARE c CURSOR FOR <query>`` is classified as its query, and FETCH / MOVE / CLOSE of a cursor are
+not actions. Everything else is ``execute_sql``.
+
+Functions: a statement that calls a function that could write or change the session is additionally
+``execute_sql`` with ``reason="functions"`` and ``functions`` listing them. Safe means: unqualified or
+``pg_catalog.``-qualified, and named in :data:`~enact_proxy.pgwire.catalog_functions.SAFE_CATALOG_FUNCTIONS`
+(every overload immutable or stable in PostgreSQL 18, plus a few harmless volatile ones). So
+``set_config``, ``nextval``/``setval``/``currval``, ``pg_advisory_lock`` and friends,
+``pg_terminate_backend``, ``pg_cancel_backend``, ``pg_reload_conf``, ``pg_read_file``, ``lo_import``,
+``lo_export``, ``query_to_xml``, ``table_to_xml``, ``dblink_exec`` and any function outside
+``pg_catalog`` or not known are unsafe. An operator qualified with a schema other than ``pg_catalog``
+(``OPERATOR(public.===)``) counts as an unsafe function too. Not seen: functions run implicitly by
+triggers, defaults, casts to user types or unqualified user-defined operators.
+
+Not actions (``[]``): BEGIN / START TRANSACTION / COMMIT / END / ROLLBACK / ABORT / SAVEPOINT / RELEASE /
+ROLLBACK TO, ``SET TRANSACTION ...``, SHOW of anything, and SET / RESET (also ``SET LOCAL``) of
+:data:`HARMLESS_SETTINGS`. ``client_encoding`` is harmless only as UTF8: other client encodings could
+make the server read a statement's bytes differently from this parser. ``PREPARE TRANSACTION`` and
+``COMMIT/ROLLBACK PREPARED``, ``RESET ALL``, ``DISCARD`` and every other SET are ``execute_sql``.
+
+A statement that does not parse raises :class:`SqlParseError` (callers refuse). The empty string (or
+only comments) classifies to ``[]``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Any
+
+from pglast.parser import ParseError, parse_sql_json
+
+from enact_proxy.models import ActionRequest
+from enact_proxy.pgwire.catalog_functions import SAFE_CATALOG_FUNCTIONS
+
+SYSTEM = "postgres"
+CACHE_SIZE = 4096
+
+HARMLESS_SETTINGS = frozenset(
+    {
+        "client_encoding",
+        "application_name",
+        "datestyle",
+        "timezone",
+        "extra_float_digits",
+        "statement_timeout",
+        "lock_timeout",
+        "idle_in_transaction_session_timeout",
+        "intervalstyle",
+        "client_min_messages",
+    }
+)
+_UTF8_NAMES = frozenset({"utf8", "utf-8", "unicode"})
+_TRANSACTION_CONTROL = frozenset(
+    {
+        "TRANS_STMT_BEGIN",
+        "TRANS_STMT_START",
+        "TRANS_STMT_COMMIT",
+        "TRANS_STMT_ROLLBACK",
+        "TRANS_STMT_SAVEPOINT",
+        "TRANS_STMT_RELEASE",
+        "TRANS_STMT_ROLLBACK_TO",
+    }
+)
+_DML = {"InsertStmt": "insert_row", "UpdateStmt": "update_row", "DeleteStmt": "delete_row"}
+_MERGE_COMMANDS = {"CMD_UPDATE": "update_row", "CMD_DELETE": "delete_row", "CMD_INSERT": "insert_row"}
+_FALSE_WORDS = frozenset({"false", "off", "0", "no", "f", "n"})
+_TRUE_WORDS = frozenset({"true", "on", "1", "yes", "t", "y"})
+
+Node = dict[str, Any]
+
+
+class SqlParseError(ValueError):
+    """The text is not SQL PostgreSQL would accept; ``reason`` says where."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def classify(sql: str) -> list[ActionRequest]:
+    """Every action the statements in ``sql`` perform, in statement order.
+
+    Raises :class:`SqlParseError` when the text does not parse.
+    """
+    return [
+        ActionRequest.model_construct(system=SYSTEM, action=action, payload=_fresh(payload), request=None)
+        for action, payload in _classify_cached(sql)
+    ]
+
+
+def cache_info() -> Any:
+    """The LRU cache's hit/miss counters (``functools`` ``CacheInfo``)."""
+    return _classify_cached.cache_info()
+
+
+def _fresh(payload: dict[str, Any]) -> dict[str, Any]:
+    return {key: list(value) if isinstance(value, list) else value for key, value in payload.items()}
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _classify_cached(sql: str) -> tuple[tuple[str, dict[str, Any]], ...]:
+    try:
+        tree = json.loads(parse_sql_json(sql))
+    except ParseError as exc:
+        raise SqlParseError(str(exc)) from exc
+    encoded = sql.encode("utf-8")
+    found: list[tuple[str, dict[str, Any]]] = []
+    for raw in tree.get("stmts", []):
+        start = raw.get("stmt_location", 0)
+        length = raw.get("stmt_len", 0)
+        chunk = encoded[start : start + length] if length else encoded[start:]
+        text = chunk.decode("utf-8", errors="replace").strip()
+        node_type, fields = _unwrap(raw["stmt"])
+        found.extend(_statement_actions(node_type, fields, text))
+    return tuple(found)
+
+
+# ---- statements -------------------------------------------------------------------------------
+
+
+def _statement_actions(node_type: str, fields: Node, text: str) -> list[tuple[str, dict[str, Any]]]:
+    if _passes_without_action(node_type, fields):
+        return []
+    context = _Statement(node_type, fields, text)
+    actions = _effects(node_type, fields, context)
+    unsafe = _unsafe_functions(fields)
+    if unsafe:
+        actions.append(context.execute_sql(reason="functions", functions=unsafe))
+    return _dedupe(actions)
+
+
+class _Statement:
+    """What every action of one statement shares."""
+
+    def __init__(self, node_type: str, fields: Node, text: str):
+        self.kind = node_type
+        self.text = text
+        self.ctes = {
+            sub["ctename"] for kind, sub in _walk(fields) if kind == "CommonTableExpr" and "ctename" in sub
+        }
+        self.tables = sorted({_qualified(rv) for rv in _range_vars(fields) if not self.is_cte(rv)})
+
+    def is_cte(self, range_var: Node) -> bool:
+        return "schemaname" not in range_var and range_var.get("relname") in self.ctes
+
+    def row_action(self, action: str, table: str | None, columns: list[str], has_where: bool,
+                   constant_true: bool, **extra: Any) -> tuple[str, dict[str, Any]]:
+        payload: dict[str, Any] = {
+            "table": table,
+            "tables": list(self.tables),
+            "columns": columns,
+            "has_where": has_where,
+            "where_constant_true": constant_true,
+            "statement": self.text,
+            "kind": self.kind,
+        }
+        payload.update(extra)
+        return action, payload
+
+    def execute_sql(self, reason: str = "statement", **extra: Any) -> tuple[str, dict[str, Any]]:
+        payload: dict[str, Any] = {"kind": self.kind, "statement": self.text, "tables": list(self.tables),
+                                   "reason": reason}
+        payload.update(extra)
+        return "execute_sql", payload
+
+
+def _effects(node_type: str, fields: Node, st: _Statement) -> list[tuple[str, dict[str, Any]]]:
+    """The statement's own action(s) plus those of every data-modifying statement nested in it."""
+    if node_type == "ExplainStmt":
+        if not _explain_executes(fields):
+            return [st.execute_sql()]
+        inner_type, inner = _unwrap(fields["query"])
+        return _effects(inner_type, inner, st)
+    if node_type == "DeclareCursorStmt":
+        inner_type, inner = _unwrap(fields["query"])
+        return _effects(inner_type, inner, st)
+    actions = _own_actions(node_type, fields, st)
+    for kind, sub in _walk(fields):
+        if kind in _DML or kind == "MergeStmt":
+            actions.extend(_own_actions(kind, sub, st))
+    return actions
+
+
+def _own_actions(node_type: str, fields: Node, st: _Statement) -> list[tuple[str, dict[str, Any]]]:
+    if node_type == "SelectStmt":
+        if "intoClause" in fields:
+            return [st.execute_sql()]
+        return [_select(fields, st)]
+    if node_type == "InsertStmt":
+        return _insert(fields, st)
+    if node_type == "UpdateStmt":
+        has_where, constant = _bounded(fields.get("whereClause"))
+        return [st.row_action("update_row", _qualified(fields["relation"]), _target_names(fields),
+                              has_where, constant)]
+    if node_type == "DeleteStmt":
+        has_where, constant = _bounded(fields.get("whereClause"))
+        return [st.row_action("delete_row", _qualified(fields["relation"]), [], has_where, constant)]
+    if node_type == "MergeStmt":
+        return _merge(fields, st)
+    if node_type == "CopyStmt":
+        return _copy(fields, st)
+    return [st.execute_sql()]
+
+
+def _select(fields: Node, st: _Statement) -> tuple[str, dict[str, Any]]:
+    table = next((_qualified(rv) for rv in _from_range_vars(fields) if not st.is_cte(rv)), None)
+    columns = _dedupe_names(_column_names(_select_lists(fields)))
+    has_where, constant = _bounded(fields.get("whereClause"))
+    return st.row_action("select_rows", table, columns, has_where, constant)
+
+
+def _insert(fields: Node, st: _Statement) -> list[tuple[str, dict[str, Any]]]:
+    table = _qualified(fields["relation"])
+    if "cols" in fields:
+        columns = [_unwrap(col)[1]["name"] for col in fields["cols"]]
+    else:
+        columns = ["*"] if "selectStmt" in fields else []
+    actions = [st.row_action("insert_row", table, columns, False, False)]
+    conflict = fields.get("onConflictClause")
+    if conflict and conflict.get("action") == "ONCONFLICT_UPDATE":
+        actions.append(st.row_action("update_row", table, _target_names(conflict), True, False,
+                                     on_conflict=True))
+    return actions
+
+
+def _merge(fields: Node, st: _Statement) -> list[tuple[str, dict[str, Any]]]:
+    table = _qualified(fields["relation"])
+    join_bounded, join_constant = _bounded(fields.get("joinCondition"))
+    actions = []
+    for clause in fields.get("mergeWhenClauses", []):
+        _, when = _unwrap(clause)
+        action = _MERGE_COMMANDS.get(when.get("commandType", ""))
+        if action is None:
+            continue
+        if action == "insert_row":
+            written = _target_names(when) if "targetList" in when else None
+            columns = written if written is not None else (["*"] if "values" in when else [])
+            actions.append(st.row_action(action, table, columns, False, False))
+            continue
+        has_where, constant = join_bounded, join_constant
+        if not has_where and "condition" in when:
+            has_where, constant = _bounded(when["condition"])
+        columns = _target_names(when) if action == "update_row" else []
+        actions.append(st.row_action(action, table, columns, has_where, constant))
+    return actions
+
+
+def _copy(fields: Node, st: _Statement) -> list[tuple[str, dict[str, Any]]]:
+    if not fields.get("is_from"):
+        return [st.execute_sql()]
+    names = [_unwrap(item)[1].get("sval", "") for item in fields.get("attlist", [])]
+    actions = [st.row_action("insert_row", _qualified(fields["relation"]), names or ["*"], False, False)]
+    if fields.get("filename") or fields.get("is_program"):
+        actions.append(st.execute_sql(reason="server_file"))
+    return actions
+
+
+def _passes_without_action(node_type: str, fields: Node) -> bool:
+    if node_type == "TransactionStmt":
+        return fields.get("kind") in _TRANSACTION_CONTROL
+    if node_type in ("VariableShowStmt", "FetchStmt", "ClosePortalStmt"):
+        return True
+    if node_type == "VariableSetStmt":
+        return _harmless_setting(fields)
+    return False
+
+
+def _harmless_setting(fields: Node) -> bool:
+    kind, name = fields.get("kind"), fields.get("name", "")
+    if kind == "VAR_SET_MULTI":
+        return name == "TRANSACTION"
+    if kind not in ("VAR_SET_VALUE", "VAR_SET_DEFAULT", "VAR_SET_CURRENT", "VAR_RESET"):
+        return False
+    if name not in HARMLESS_SETTINGS:
+        return False
+    if name == "client_encoding" and kind == "VAR_SET_VALUE":
+        values = [_unwrap(arg)[1].get("sval", {}).get("sval") for arg in fields.get("args", [])]
+        return len(values) == 1 and isinstance(values[0], str) and values[0].lower() in _UTF8_NAMES
+    return True
+
+
+def _explain_executes(fields: Node) -> bool:
+    for option in fields.get("options", []):
+        _, elem = _unwrap(option)
+        if elem.get("defname") != "analyze":
+            continue
+        if "arg" not in elem:
+            return True
+        arg_type, arg = _unwrap(elem["arg"])
+        if arg_type == "Boolean":
+            return bool(arg.get("boolval", False))
+        if arg_type == "Integer":
+            return arg.get("ival", 0) != 0
+        if arg_type == "String":
+            return str(arg.get("sval", "")).lower() not in _FALSE_WORDS
+        return True  # an argument we do not understand: assume it runs
+    return False
+
+
+# ---- functions --------------------------------------------------------------------------------
+
+
+def _unsafe_functions(fields: Node) -> list[str]:
+    unsafe: list[str] = []
+    for kind, sub in _walk(fields):
+        if kind == "FuncCall":
+            parts = [_unwrap(part)[1].get("sval", "") for part in sub.get("funcname", [])]
+            if not _safe_function(parts):
+                unsafe.append(".".join(parts))
+        elif kind == "A_Expr":
+            parts = [_unwrap(part)[1].get("sval", "") for part in sub.get("name", [])]
+            if len(parts) > 1 and parts[0] != "pg_catalog":
+                unsafe.append(f"OPERATOR({'.'.join(parts)})")
+    return _dedupe_names(unsafe)
+
+
+def _safe_function(parts: list[str]) -> bool:
+    if len(parts) == 1:
+        return parts[0] in SAFE_CATALOG_FUNCTIONS
+    return len(parts) == 2 and parts[0] == "pg_catalog" and parts[1] in SAFE_CATALOG_FUNCTIONS
+
+
+# ---- WHERE ------------------------------------------------------------------------------------
+
+
+def _bounded(expr: Any) -> tuple[bool, bool]:
+    """(has_where, where_constant_true) for a WHERE / join condition (None when absent)."""
+    if expr is None:
+        return False, False
+    kind, _ = _unwrap(expr)
+    if kind == "CurrentOfExpr":
+        return True, False
+    if _truth(expr) is True:
+        return False, True
+    if not any(sub_kind == "ColumnRef" for sub_kind, _ in _walk(expr)) and kind != "ColumnRef":
+        return False, True
+    return True, False
+
+
+_UNKNOWN = object()
+
+
+def _truth(expr: Any) -> bool | None:
+    """The expression's value when it is the same for every row, else None."""
+    value = _constant(expr)
+    if isinstance(value, bool):
+        return value
+    kind, fields = _unwrap(expr)
+    if kind == "BoolExpr":
+        values = [_truth(arg) for arg in fields.get("args", [])]
+        op = fields.get("boolop")
+        if op == "NOT_EXPR":
+            return None if values[0] is None else not values[0]
+        if op == "AND_EXPR":
+            return False if False in values else (True if all(v is True for v in values) else None)
+        if op == "OR_EXPR":
+            return True if True in values else (False if all(v is False for v in values) else None)
+        return None
+    if kind == "A_Expr" and fields.get("kind") == "AEXPR_OP":
+        names = [_unwrap(part)[1].get("sval") for part in fields.get("name", [])]
+        op = names[-1] if names and (len(names) == 1 or names[0] == "pg_catalog") else None
+        left, right = fields.get("lexpr"), fields.get("rexpr")
+        if op in ("=", "<=", ">=") and left is not None and _same(left, right):
+            return True
+        a, b = _constant(left), _constant(right)
+        if a is _UNKNOWN or b is _UNKNOWN or a is None or b is None or type(a) is not type(b):
+            return None
+        comparisons = {"=": a == b, "<>": a != b, "!=": a != b}
+        if isinstance(a, int | float) and not isinstance(a, bool):
+            comparisons.update({"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b})  # type: ignore[operator]
+        return comparisons.get(op or "")
+    if kind == "NullTest":
+        value = _constant(fields.get("arg"))
+        if value is _UNKNOWN:
+            return None
+        is_null = value is None
+        return is_null if fields.get("nulltesttype") == "IS_NULL" else not is_null
+    if kind == "BooleanTest":
+        inner = _truth(fields.get("arg"))
+        if inner is None:
+            return None
+        test = fields.get("booltesttype", "")
+        return {"IS_TRUE": inner, "IS_NOT_FALSE": inner, "IS_FALSE": not inner,
+                "IS_NOT_TRUE": not inner}.get(test)
+    return None
+
+
+def _constant(expr: Any) -> Any:
+    """A literal's Python value (None for NULL), or _UNKNOWN."""
+    if expr is None:
+        return _UNKNOWN
+    kind, fields = _unwrap(expr)
+    if kind == "A_Const":
+        if fields.get("isnull"):
+            return None
+        if "boolval" in fields:
+            return bool(fields["boolval"].get("boolval", False))
+        if "ival" in fields:
+            return int(fields["ival"].get("ival", 0))
+        if "fval" in fields:
+            try:
+                return float(fields["fval"].get("fval", "0"))
+            except ValueError:
+                return _UNKNOWN
+        if "sval" in fields:
+            return str(fields["sval"].get("sval", ""))
+        return _UNKNOWN
+    if kind == "TypeCast":
+        names = [_unwrap(n)[1].get("sval") for n in fields.get("typeName", {}).get("names", [])]
+        value = _constant(fields.get("arg"))
+        if names and names[-1] in ("bool", "boolean") and (len(names) == 1 or names[0] == "pg_catalog"):
+            if isinstance(value, bool) or value is None:
+                return value
+            if isinstance(value, int):
+                return value != 0
+            if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS | _FALSE_WORDS:
+                return value.strip().lower() in _TRUE_WORDS
+        return _UNKNOWN
+    return _UNKNOWN
+
+
+def _same(left: Any, right: Any) -> bool:
+    return _without_locations(left) == _without_locations(right)
+
+
+def _without_locations(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_locations(v) for k, v in value.items() if k != "location"}
+    if isinstance(value, list):
+        return [_without_locations(v) for v in value]
+    return value
+
+
+# ---- tree helpers -----------------------------------------------------------------------------
+
+
+def _unwrap(node: Any) -> tuple[str, Node]:
+    """``{"SelectStmt": {...}}`` -> ("SelectStmt", {...}); an unwrapped struct -> ("", itself)."""
+    if isinstance(node, dict) and len(node) == 1:
+        ((key, value),) = node.items()
+        if key[:1].isupper() and isinstance(value, dict):
+            return key, value
+    return "", node if isinstance(node, dict) else {}
+
+
+def _walk(root: Any) -> Iterator[tuple[str, Node]]:
+    """Every typed node below ``root`` (not ``root`` itself), depth first in written order."""
+    stack: list[Any] = [root]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(reversed(item))
+            continue
+        if not isinstance(item, dict):
+            continue
+        kind, fields = _unwrap(item)
+        if kind and item is not root:
+            yield kind, fields
+        stack.extend(reversed([v for v in fields.values() if isinstance(v, dict | list)]))
+
+
+def _range_vars(root: Any) -> Iterator[Node]:
+    """Every RangeVar (wrapped in a list or a bare ``relation`` field) at or below ``root``."""
+    stack: list[Any] = [root]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(reversed(item))
+            continue
+        if not isinstance(item, dict):
+            continue
+        _, fields = _unwrap(item)
+        if "relname" in fields:
+            yield fields
+        stack.extend(reversed([v for v in fields.values() if isinstance(v, dict | list)]))
+
+
+def _from_range_vars(select: Node) -> Iterator[Node]:
+    """Tables of a SELECT's FROM (and of each arm of a UNION), in the order written."""
+    if select.get("op", "SETOP_NONE") != "SETOP_NONE":
+        for arm in ("larg", "rarg"):
+            if arm in select:
+                yield from _from_range_vars(select[arm])
+        return
+    for item in select.get("fromClause", []):
+        kind, fields = _unwrap(item)
+        if kind == "RangeVar":
+            yield fields
+        else:
+            yield from _range_vars(fields)
+
+
+def _select_lists(select: Node) -> list[Any]:
+    if select.get("op", "SETOP_NONE") != "SETOP_NONE":
+        return [*_select_lists(select.get("larg", {})), *_select_lists(select.get("rarg", {}))]
+    return list(select.get("targetList", []))
+
+
+def _column_names(target_list: list[Any]) -> list[str]:
+    names: list[str] = []
+    for kind, fields in _walk(target_list):
+        if kind == "ColumnRef":
+            last_kind, last = _unwrap(fields.get("fields", [{}])[-1])
+            names.append("*" if last_kind == "A_Star" else str(last.get("sval", "")))
+    return names
+
+
+def _target_names(fields: Node) -> list[str]:
+    return _dedupe_names([_unwrap(t)[1].get("name", "") for t in fields.get("targetList", [])])
+
+
+def _qualified(range_var: Node) -> str:
+    return ".".join(range_var[key] for key in ("catalogname", "schemaname", "relname") if range_var.get(key))
+
+
+def _dedupe_names(names: list[str]) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+def _dedupe(actions: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    unique: list[tuple[str, dict[str, Any]]] = []
+    for action in actions:
+        if action not in unique:
+            unique.append(action)
+    return unique
