@@ -94,6 +94,7 @@ class GitMirror:
         return text.strip()[-500:]
 
     def _git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        command = next((a for a in args if not a.startswith("-") and a != str(self.path)), "")
         try:
             done = subprocess.run(
                 ["git", *args],
@@ -103,13 +104,13 @@ class GitMirror:
                 check=False,
             )
         except subprocess.TimeoutExpired as exc:
-            reason = f"git {args[0]} against the upstream timed out after {self.timeout:g}s"
+            reason = f"git {command} against the upstream timed out after {self.timeout:g}s"
             raise GitWireError(reason) from exc
         except OSError as exc:
             raise GitWireError(f"cannot run git: {exc.strerror}") from exc
         if check and done.returncode != 0:
             stderr = self._scrub(done.stderr.decode("utf-8", "replace"))
-            raise GitWireError(f"git {args[0]} failed (exit {done.returncode}): {stderr}")
+            raise GitWireError(f"git {command} failed (exit {done.returncode}): {stderr}")
         return done
 
     def ensure(self) -> None:
