@@ -30,8 +30,13 @@ def api(github: SandboxGitHub) -> Iterator[requests.Session]:
 
 @pytest.fixture
 def gh(github: SandboxGitHub) -> Iterator[Github]:
-    client = Github(base_url=github.url, auth=Auth.Token(TOKEN), retry=None,
-                    seconds_between_requests=None, seconds_between_writes=None)
+    client = Github(
+        base_url=github.url,
+        auth=Auth.Token(TOKEN),
+        retry=None,
+        seconds_between_requests=None,
+        seconds_between_writes=None,
+    )
     yield client
     client.close()
 
@@ -161,11 +166,16 @@ def test_graphql_viewer_repository_and_create_ref(github, api):
     url = f"{github.url}/graphql"
     viewer = api.post(url, json={"query": "{ viewer { login } }"})
     assert viewer.json() == {"data": {"viewer": {"login": "enact-sandbox"}}}
-    repo = api.post(url, json={"query": 'query { repository(owner: "acme", name: "widgets") '
-                                        "{ id defaultBranchRef { name target { oid } } } }"}).json()["data"]
+    repo = api.post(
+        url,
+        json={
+            "query": 'query { repository(owner: "acme", name: "widgets") '
+            "{ id defaultBranchRef { name target { oid } } } }"
+        },
+    ).json()["data"]
     oid = repo["repository"]["defaultBranchRef"]["target"]["oid"]
     assert oid == github.branch_sha("acme", "widgets", "main")
-    mutation = ("mutation($input: CreateRefInput!) { a: createRef(input: $input) { ref { name prefix } } }")
+    mutation = "mutation($input: CreateRefInput!) { a: createRef(input: $input) { ref { name prefix } } }"
     variables = {"input": {"repositoryId": repo["repository"]["id"], "name": "refs/heads/gql", "oid": oid}}
     created = api.post(url, json={"query": mutation, "variables": variables}).json()
     assert created["data"]["a"]["ref"] == {"name": "gql", "prefix": "refs/heads/"}

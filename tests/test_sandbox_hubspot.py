@@ -9,8 +9,13 @@ from collections.abc import Iterator
 import pytest
 import requests
 from hubspot import HubSpot
-from hubspot.crm.contacts import ApiException, Filter, FilterGroup, PublicObjectSearchRequest
-from hubspot.crm.contacts import SimplePublicObjectInputForCreate
+from hubspot.crm.contacts import (
+    ApiException,
+    Filter,
+    FilterGroup,
+    PublicObjectSearchRequest,
+    SimplePublicObjectInputForCreate,
+)
 
 from enact_proxy.sandbox.hubspot import SandboxHubSpot
 
@@ -112,19 +117,28 @@ def test_search_get_by_email_and_gzip_body(hubspot, session):
 
 def test_batch_routes_for_contacts_deals_and_tasks(hubspot, session):
     url = f"{hubspot.url}/crm/v3/objects"
-    created = session.post(f"{url}/contacts/batch/create",
-                           json={"inputs": [{"properties": {"email": "a@x.io"}}, {"properties": {"email": "b@x.io"}}]})
+    created = session.post(
+        f"{url}/contacts/batch/create",
+        json={"inputs": [{"properties": {"email": "a@x.io"}}, {"properties": {"email": "b@x.io"}}]},
+    )
     assert created.status_code == 201 and created.json()["status"] == "COMPLETE"
     ids = [r["id"] for r in created.json()["results"]]
-    dup = session.post(f"{url}/contacts/batch/create",
-                       json={"inputs": [{"properties": {"email": "c@x.io"}}, {"properties": {"email": "A@x.io"}}]})
+    dup = session.post(
+        f"{url}/contacts/batch/create",
+        json={"inputs": [{"properties": {"email": "c@x.io"}}, {"properties": {"email": "A@x.io"}}]},
+    )
     assert dup.status_code == 409
     assert hubspot.find_contact("c@x.io") is None  # a refused batch creates nothing
 
-    upsert = session.post(f"{url}/contacts/batch/upsert", json={"inputs": [
-        {"id": "a@x.io", "idProperty": "email", "properties": {"firstname": "A"}},
-        {"id": "new@x.io", "idProperty": "email", "properties": {"firstname": "N"}},
-    ]})
+    upsert = session.post(
+        f"{url}/contacts/batch/upsert",
+        json={
+            "inputs": [
+                {"id": "a@x.io", "idProperty": "email", "properties": {"firstname": "A"}},
+                {"id": "new@x.io", "idProperty": "email", "properties": {"firstname": "N"}},
+            ]
+        },
+    )
     assert upsert.status_code == 200
     assert [r["new"] for r in upsert.json()["results"]] == [False, True]
     assert hubspot.find_contact("a@x.io")["properties"]["firstname"] == "A"
@@ -138,40 +152,51 @@ def test_batch_routes_for_contacts_deals_and_tasks(hubspot, session):
     deal_id = deal.json()["id"]
     patched = session.patch(f"{url}/deals/{deal_id}", json={"properties": {"amount": "250"}})
     assert patched.json()["properties"]["amount"] == "250"
-    updated = session.post(f"{url}/deals/batch/update",
-                           json={"inputs": [{"id": deal_id, "properties": {"dealstage": "closedwon"}}]})
+    updated = session.post(
+        f"{url}/deals/batch/update", json={"inputs": [{"id": deal_id, "properties": {"dealstage": "closedwon"}}]}
+    )
     assert updated.json()["results"][0]["properties"]["dealstage"] == "closedwon"
     assert session.get(f"{url}/0-3/{deal_id}").json()["properties"]["amount"] == "250"
 
-    task = session.post(f"{url}/tasks", json={
-        "properties": {"hs_timestamp": "2025-01-01T00:00:00Z", "hs_task_subject": "Call"},
-        "associations": [{"to": {"id": ids[0]},
-                          "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 204}]}],
-    })
+    task = session.post(
+        f"{url}/tasks",
+        json={
+            "properties": {"hs_timestamp": "2025-01-01T00:00:00Z", "hs_task_subject": "Call"},
+            "associations": [
+                {"to": {"id": ids[0]}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 204}]}
+            ],
+        },
+    )
     assert task.status_code == 201
     assert hubspot.associations("tasks", task.json()["id"]) == [(ids[0], 204)]
     no_timestamp = session.post(f"{url}/tasks", json={"properties": {"hs_task_subject": "Call"}})
     assert no_timestamp.status_code == 400 and no_timestamp.json()["category"] == "VALIDATION_ERROR"
-    batch_tasks = session.post(f"{url}/tasks/batch/create",
-                               json={"inputs": [{"properties": {"hs_timestamp": "1700000000000"}}]})
+    batch_tasks = session.post(
+        f"{url}/tasks/batch/create", json={"inputs": [{"properties": {"hs_timestamp": "1700000000000"}}]}
+    )
     assert batch_tasks.status_code == 201
     assert len(hubspot.objects("tasks")) == 2
 
 
 def test_legacy_contact_and_engagement_routes(hubspot, session):
-    created = session.post(f"{hubspot.url}/contacts/v1/contact",
-                           json={"properties": [{"property": "email", "value": "old@acme.com"}]})
+    created = session.post(
+        f"{hubspot.url}/contacts/v1/contact", json={"properties": [{"property": "email", "value": "old@acme.com"}]}
+    )
     assert created.status_code == 200
     vid = created.json()["vid"]
-    again = session.post(f"{hubspot.url}/contacts/v1/contact",
-                         json={"properties": [{"property": "email", "value": "old@acme.com"}]})
+    again = session.post(
+        f"{hubspot.url}/contacts/v1/contact", json={"properties": [{"property": "email", "value": "old@acme.com"}]}
+    )
     assert again.status_code == 409
     assert again.json()["identityProfile"]["vid"] == vid
-    engagement = session.post(f"{hubspot.url}/engagements/v1/engagements", json={
-        "engagement": {"type": "TASK", "timestamp": 1700000000000},
-        "associations": {"contactIds": [vid]},
-        "metadata": {"subject": "Follow up"},
-    })
+    engagement = session.post(
+        f"{hubspot.url}/engagements/v1/engagements",
+        json={
+            "engagement": {"type": "TASK", "timestamp": 1700000000000},
+            "associations": {"contactIds": [vid]},
+            "metadata": {"subject": "Follow up"},
+        },
+    )
     assert engagement.status_code == 200
     task_id = str(engagement.json()["engagement"]["id"])
     assert hubspot.associations("tasks", task_id) == [(str(vid), 204)]
@@ -184,8 +209,9 @@ def test_official_sdk_create_search_and_get_by_email(hubspot):
     )
     assert created.properties["email"] == "sdk@acme.com"
 
-    request = PublicObjectSearchRequest(filter_groups=[FilterGroup(filters=[
-        Filter(property_name="email", operator="EQ", value="sdk@acme.com")])])
+    request = PublicObjectSearchRequest(
+        filter_groups=[FilterGroup(filters=[Filter(property_name="email", operator="EQ", value="sdk@acme.com")])]
+    )
     found = client.crm.contacts.search_api.do_search(public_object_search_request=request)
     assert found.total == 1 and found.results[0].id == created.id
 
@@ -197,3 +223,29 @@ def test_official_sdk_create_search_and_get_by_email(hubspot):
         client.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties={"email": "SDK@acme.com"}))
     assert conflict.value.status == 409
     assert json.loads(conflict.value.body)["category"] == "CONFLICT"
+
+
+def test_concurrent_creates_of_one_email_make_exactly_one_contact(hubspot):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(_: int) -> int:
+        return requests.post(
+            f"{hubspot.url}/crm/v3/objects/contacts", headers=AUTH, json={"properties": {"email": "race@acme.com"}}
+        ).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = sorted(pool.map(create, range(16)))
+    assert statuses == [201] + [409] * 15
+    assert len(hubspot.contacts()) == 1
+    assert len(hubspot.received) == 16
+
+
+def test_stop_closes_idle_keep_alive_connections():
+    server = SandboxHubSpot().start()
+    with requests.Session() as s:
+        s.headers.update(AUTH)
+        assert s.get(f"{server.url}/crm/v3/objects/contacts").status_code == 200
+        url = server.url
+        server.stop()
+        with pytest.raises(requests.ConnectionError):
+            s.get(f"{url}/crm/v3/objects/contacts")

@@ -191,7 +191,10 @@ class SandboxServer:
             return self
         self._httpd = _Server(self._address, self)
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"{type(self).__name__}-serve", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"{type(self).__name__}-serve",
+            daemon=True,
         )
         self._thread.start()
         return self

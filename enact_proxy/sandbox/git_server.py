@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import os
 import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from enact_proxy.sandbox._http import Request, Response, SandboxServer, _Handler
 
@@ -39,8 +40,14 @@ class SandboxGitServer(SandboxServer):
     ``x-access-token:TOKEN``, or ``Bearer TOKEN``); without, anyone may fetch and push.
     """
 
-    def __init__(self, root: str | os.PathLike[str], token: str | None = None, host: str = "127.0.0.1",
-                 port: int = 0, git: str = "git") -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        token: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        git: str = "git",
+    ) -> None:
         super().__init__(host, port)
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -52,8 +59,9 @@ class SandboxGitServer(SandboxServer):
         found = self._find_repo(owner, name)
         return found if found is not None else self.root / owner / f"{name}.git"
 
-    def create_repo(self, owner: str, name: str, default_branch: str = "main",
-                    files: dict[str, bytes | str] | None = None) -> str:
+    def create_repo(
+        self, owner: str, name: str, default_branch: str = "main", files: dict[str, bytes | str] | None = None
+    ) -> str:
         """Makes a bare repository with one initial commit on ``default_branch``; returns its sha."""
         path = self.root / owner / f"{name}.git"
         if path.exists():
@@ -81,9 +89,18 @@ class SandboxGitServer(SandboxServer):
 
     def rev_parse(self, owner: str, name: str, rev: str) -> str | None:
         result = subprocess.run(
-            [self.git, "--git-dir", str(self.repo_path(owner, name)), "rev-parse", "--verify", "--quiet",
-             f"{rev}^{{commit}}"],
-            capture_output=True, env=self._env(), check=False,
+            [
+                self.git,
+                "--git-dir",
+                str(self.repo_path(owner, name)),
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                f"{rev}^{{commit}}",
+            ],
+            capture_output=True,
+            env=self._env(),
+            check=False,
         )
         return result.stdout.decode().strip() if result.returncode == 0 else None
 
@@ -103,13 +120,20 @@ class SandboxGitServer(SandboxServer):
 
     def _env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         # Isolated from the host's git configuration so results do not depend on the machine.
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.root),
-               "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "LC_ALL": "C", **_IDENTITY}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.root),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "LC_ALL": "C",
+            **_IDENTITY,
+        }
         env.update(extra or {})
         return env
 
-    def _git(self, git_dir: Path | None, *args: str, stdin: bytes | None = None,
-             env: dict[str, str] | None = None) -> str:
+    def _git(
+        self, git_dir: Path | None, *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
+    ) -> str:
         command = [self.git] + (["--git-dir", str(git_dir)] if git_dir is not None else []) + list(args)
         result = subprocess.run(command, input=stdin, capture_output=True, env=self._env(env), check=False)
         if result.returncode != 0:
@@ -122,8 +146,13 @@ class SandboxGitServer(SandboxServer):
 
     def serve(self, request: Request, handler: _Handler) -> None:
         if not self._authorized(request):
-            handler.send(Response(401, b"Authentication required\n",
-                                  [("Content-Type", "text/plain"), ("WWW-Authenticate", 'Basic realm="sandbox"')]))
+            handler.send(
+                Response(
+                    401,
+                    b"Authentication required\n",
+                    [("Content-Type", "text/plain"), ("WWW-Authenticate", 'Basic realm="sandbox"')],
+                )
+            )
             return
         match = _GIT_ROUTE.match(request.path)
         repo = self._find_repo(match["owner"], match["repo"]) if match else None
@@ -160,30 +189,32 @@ class SandboxGitServer(SandboxServer):
             "SERVER_PROTOCOL": "HTTP/1.1",
             "GATEWAY_INTERFACE": "CGI/1.1",
         }
-        for header, variable in (("content-encoding", "HTTP_CONTENT_ENCODING"),
-                                 ("git-protocol", "HTTP_GIT_PROTOCOL")):
+        for header, variable in (("content-encoding", "HTTP_CONTENT_ENCODING"), ("git-protocol", "HTTP_GIT_PROTOCOL")):
             if header in request.headers:
                 cgi_env[variable] = request.headers[header]
         with tempfile.TemporaryFile() as body, tempfile.TemporaryFile() as errors:
             body.write(request.body)
             body.seek(0)
             process = subprocess.Popen(
-                [self.git, "http-backend"], stdin=body, stdout=subprocess.PIPE, stderr=errors,
+                [self.git, "http-backend"],
+                stdin=body,
+                stdout=subprocess.PIPE,
+                stderr=errors,
                 env=self._env(cgi_env),
             )
-            assert process.stdout is not None
+            stdout = cast(io.BufferedReader, process.stdout)
             try:
-                status, headers = _read_cgi_headers(process.stdout)
+                status, headers = _read_cgi_headers(stdout)
                 handler.send_response(status)
                 for name, value in headers:
                     handler.send_header(name, value)
                 handler.send_header("Transfer-Encoding", "chunked")
                 handler.end_headers()
-                while chunk := process.stdout.read1(_STREAM_CHUNK):
+                while chunk := stdout.read1(_STREAM_CHUNK):
                     handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 handler.wfile.write(b"0\r\n\r\n")
             finally:
-                process.stdout.close()
+                stdout.close()
                 process.wait()
 
 

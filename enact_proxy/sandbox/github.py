@@ -40,8 +40,7 @@ def not_found() -> GitHubError:
     return GitHubError(404, "Not Found")
 
 
-def validation_failed(resource: str, field_name: str, code: str = "invalid", message: str | None = None
-                      ) -> GitHubError:
+def validation_failed(resource: str, field_name: str, code: str = "invalid", message: str | None = None) -> GitHubError:
     error: dict[str, Any] = {"resource": resource, "field": field_name, "code": code}
     if message:
         error["message"] = message
@@ -135,8 +134,14 @@ class SandboxGitHub(SandboxServer):
     without, any or no credential is accepted. ``public_url`` is the base put into response URLs
     (default: ``http://`` + the request's Host header)."""
 
-    def __init__(self, token: str | None = None, login: str = "enact-sandbox", public_url: str | None = None,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        token: str | None = None,
+        login: str = "enact-sandbox",
+        public_url: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         super().__init__(host, port)
         self.token = token
         self.login = login
@@ -147,11 +152,13 @@ class SandboxGitHub(SandboxServer):
         self._sha_counter = itertools.count(1)
 
     # -- seeding and inspection ------------------------------------------------------------------
-    def add_repo(self, owner: str, name: str, default_branch: str = "main",
-                 files: dict[str, bytes | str] | None = None) -> str:
+    def add_repo(
+        self, owner: str, name: str, default_branch: str = "main", files: dict[str, bytes | str] | None = None
+    ) -> str:
         """Creates a repository whose default branch holds one initial commit; returns its sha."""
-        seeded = {path: c.encode() if isinstance(c, str) else c
-                  for path, c in (files or {"README.md": f"# {name}\n"}).items()}
+        seeded = {
+            path: c.encode() if isinstance(c, str) else c for path, c in (files or {"README.md": f"# {name}\n"}).items()
+        }
         with self._lock:
             repo = Repo(owner, name, next(self._ids), default_branch)
             self._repos[(owner.lower(), name.lower())] = repo
@@ -229,7 +236,7 @@ class SandboxGitHub(SandboxServer):
         path = re.sub(r"/{2,}", "/", request.path).rstrip("/") or "/"
         prefix = ""
         if path.startswith("/api/v3/") or path == "/api/v3":
-            prefix, path = "/api/v3", path[len("/api/v3"):] or "/"
+            prefix, path = "/api/v3", path[len("/api/v3") :] or "/"
         if request.method == "POST" and path in ("/graphql", "/api/graphql"):
             return self._graphql(request)
         base = self._base(request, prefix)
@@ -250,8 +257,14 @@ class SandboxGitHub(SandboxServer):
         raise not_found()
 
     def _user(self, base: str) -> dict[str, Any]:
-        return {"login": self.login, "id": 1, "node_id": "U_sandbox", "type": "User",
-                "url": f"{base}/users/{self.login}", "html_url": f"https://github.com/{self.login}"}
+        return {
+            "login": self.login,
+            "id": 1,
+            "node_id": "U_sandbox",
+            "type": "User",
+            "url": f"{base}/users/{self.login}",
+            "html_url": f"https://github.com/{self.login}",
+        }
 
     # -- GraphQL ---------------------------------------------------------------------------------
     def _graphql(self, request: Request) -> Response:
@@ -261,7 +274,10 @@ class SandboxGitHub(SandboxServer):
             raise GitHubError(400, "Problems parsing JSON")
         root = _GraphQLRoot(self)
         result = graphql_sync(
-            _GRAPHQL_SCHEMA, query, root_value=root, variable_values=body.get("variables") or None,
+            _GRAPHQL_SCHEMA,
+            query,
+            root_value=root,
+            variable_values=body.get("variables") or None,
             operation_name=body.get("operationName"),
         )
         payload: dict[str, Any] = {"data": result.data}
@@ -296,7 +312,7 @@ class _GraphQLRoot:
             return None
         for prefix in ("refs/heads/", "refs/tags/"):
             if qualified.startswith(prefix):
-                short = qualified[len(prefix):]
+                short = qualified[len(prefix) :]
                 break
         else:
             head, _, short = qualified.rpartition("/")
@@ -306,7 +322,9 @@ class _GraphQLRoot:
 
     def _repo_node(self, repo: Repo) -> dict[str, Any]:
         return {
-            "id": repo.node_id, "name": repo.name, "nameWithOwner": repo.full_name,
+            "id": repo.node_id,
+            "name": repo.name,
+            "nameWithOwner": repo.full_name,
             "defaultBranchRef": self._ref_node(repo, f"refs/heads/{repo.default_branch}"),
             "ref": lambda _info, qualifiedName: self._ref_node(repo, qualifiedName),
         }
@@ -323,8 +341,7 @@ class _GraphQLRoot:
             owner, _, name = full_name.partition("/")
             repo = self._sandbox._repo(owner, name)
         except (ValueError, GitHubError) as exc:
-            raise _GraphQLFailure("NOT_FOUND", f"Could not resolve to a node with the global id of '{ref_id}'"
-                                  ) from exc
+            raise _GraphQLFailure("NOT_FOUND", f"Could not resolve to a node with the global id of '{ref_id}'") from exc
         if qualified not in repo.refs:
             raise _GraphQLFailure("NOT_FOUND", f"Could not resolve to a node with the global id of '{ref_id}'")
         return repo, qualified
@@ -343,7 +360,7 @@ class _GraphQLRoot:
         if not name.startswith("refs/") or name.count("/") < 2:
             raise _GraphQLFailure("UNPROCESSABLE", f"{name} is not a valid ref name.")
         if name in repo.refs:
-            raise _GraphQLFailure("UNPROCESSABLE", f"A ref named \"{name}\" already exists in the repository.")
+            raise _GraphQLFailure("UNPROCESSABLE", f'A ref named "{name}" already exists in the repository.')
         if oid not in repo.commits:
             raise _GraphQLFailure("UNPROCESSABLE", "Object does not exist")
         repo.refs[name] = oid
@@ -418,9 +435,14 @@ class _RepoApi:
     def _repo_json(self) -> dict[str, Any]:
         repo = self.repo
         return {
-            "id": repo.id, "node_id": repo.node_id, "name": repo.name, "full_name": repo.full_name,
+            "id": repo.id,
+            "node_id": repo.node_id,
+            "name": repo.name,
+            "full_name": repo.full_name,
             "owner": {"login": repo.owner, "id": 1, "type": "User", "url": f"{self.base}/users/{repo.owner}"},
-            "private": False, "default_branch": repo.default_branch, "url": self.url,
+            "private": False,
+            "default_branch": repo.default_branch,
+            "url": self.url,
             "html_url": f"https://github.com/{repo.full_name}",
             "clone_url": f"https://github.com/{repo.full_name}.git",
             "permissions": {"admin": True, "push": True, "pull": True},
@@ -432,38 +454,65 @@ class _RepoApi:
 
     def _ref_json(self, ref: str) -> dict[str, Any]:
         sha = self.repo.refs[ref]
-        return {"ref": ref, "node_id": "REF_" + base64.b64encode(f"{self.repo.full_name}:{ref}".encode()).decode(),
-                "url": f"{self.url}/git/{ref}",
-                "object": {"sha": sha, "type": "commit", "url": f"{self.url}/git/commits/{sha}"}}
+        return {
+            "ref": ref,
+            "node_id": "REF_" + base64.b64encode(f"{self.repo.full_name}:{ref}".encode()).decode(),
+            "url": f"{self.url}/git/{ref}",
+            "object": {"sha": sha, "type": "commit", "url": f"{self.url}/git/commits/{sha}"},
+        }
 
     def _git_commit_json(self, commit: Commit) -> dict[str, Any]:
-        person = {"name": self.sandbox.login, "email": f"{self.sandbox.login}@users.noreply.github.com",
-                  "date": commit.date}
+        person = {
+            "name": self.sandbox.login,
+            "email": f"{self.sandbox.login}@users.noreply.github.com",
+            "date": commit.date,
+        }
         return {
-            "sha": commit.sha, "node_id": f"C_{commit.sha}", "url": f"{self.url}/git/commits/{commit.sha}",
+            "sha": commit.sha,
+            "node_id": f"C_{commit.sha}",
+            "url": f"{self.url}/git/commits/{commit.sha}",
             "html_url": f"https://github.com/{self.repo.full_name}/commit/{commit.sha}",
-            "message": commit.message, "author": person, "committer": person,
-            "tree": {"sha": hashlib.sha1(repr(sorted(commit.files)).encode()).hexdigest(),
-                     "url": f"{self.url}/git/trees/{commit.sha}"},
+            "message": commit.message,
+            "author": person,
+            "committer": person,
+            "tree": {
+                "sha": hashlib.sha1(repr(sorted(commit.files)).encode()).hexdigest(),
+                "url": f"{self.url}/git/trees/{commit.sha}",
+            },
             "parents": [{"sha": p, "url": f"{self.url}/git/commits/{p}"} for p in commit.parents],
         }
 
     def _commit_json(self, commit: Commit) -> dict[str, Any]:
         git = self._git_commit_json(commit)
-        return {"sha": commit.sha, "node_id": git["node_id"], "url": f"{self.url}/commits/{commit.sha}",
-                "html_url": git["html_url"], "commit": git, "parents": git["parents"]}
+        return {
+            "sha": commit.sha,
+            "node_id": git["node_id"],
+            "url": f"{self.url}/commits/{commit.sha}",
+            "html_url": git["html_url"],
+            "commit": git,
+            "parents": git["parents"],
+        }
 
     def _content_json(self, path: str, content: bytes, ref: str) -> dict[str, Any]:
         sha = blob_sha(content)
         url = f"{self.url}/contents/{path}?ref={ref}"
         return {
-            "type": "file", "encoding": "base64", "size": len(content), "name": path.rsplit("/", 1)[-1],
-            "path": path, "content": base64.encodebytes(content).decode(), "sha": sha, "url": url,
+            "type": "file",
+            "encoding": "base64",
+            "size": len(content),
+            "name": path.rsplit("/", 1)[-1],
+            "path": path,
+            "content": base64.encodebytes(content).decode(),
+            "sha": sha,
+            "url": url,
             "git_url": f"{self.url}/git/blobs/{sha}",
             "html_url": f"https://github.com/{self.repo.full_name}/blob/{ref}/{path}",
             "download_url": None,
-            "_links": {"self": url, "git": f"{self.url}/git/blobs/{sha}",
-                       "html": f"https://github.com/{self.repo.full_name}/blob/{ref}/{path}"},
+            "_links": {
+                "self": url,
+                "git": f"{self.url}/git/blobs/{sha}",
+                "html": f"https://github.com/{self.repo.full_name}/blob/{ref}/{path}",
+            },
         }
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -485,8 +534,9 @@ class _RepoApi:
     def _move(self, ref: str, new_sha: str, force: bool) -> None:
         old = self.repo.refs[ref]
         if not force and not self.repo.is_ancestor(old, new_sha):
-            raise GitHubError(422, "Update is not a fast forward",
-                              docs="https://docs.github.com/rest/git/refs#update-a-reference")
+            raise GitHubError(
+                422, "Update is not a fast forward", docs="https://docs.github.com/rest/git/refs#update-a-reference"
+            )
         self.repo.refs[ref] = new_sha
 
     # -- refs ------------------------------------------------------------------------------------
@@ -499,8 +549,7 @@ class _RepoApi:
         ref, sha = body.get("ref"), body.get("sha")
         docs = "https://docs.github.com/rest/git/refs#create-a-reference"
         if not isinstance(ref, str) or not ref.startswith("refs/") or ref.count("/") < 2:
-            raise GitHubError(422, "Reference name must start with 'refs/' and have at least two slashes.",
-                              docs=docs)
+            raise GitHubError(422, "Reference name must start with 'refs/' and have at least two slashes.", docs=docs)
         if not isinstance(sha, str) or sha not in self.repo.commits:
             raise GitHubError(422, "Object does not exist", docs=docs)
         if ref in self.repo.refs:
@@ -519,8 +568,9 @@ class _RepoApi:
                 return json_response(200, [self._ref_json(r) for r in matching])
             raise not_found()
         if ref not in self.repo.refs:
-            raise GitHubError(422, "Reference does not exist",
-                              docs="https://docs.github.com/rest/git/refs#update-a-reference")
+            raise GitHubError(
+                422, "Reference does not exist", docs="https://docs.github.com/rest/git/refs#update-a-reference"
+            )
         if method == "PATCH":
             body = self.sandbox._body(self.request)
             sha = body.get("sha")
@@ -541,7 +591,7 @@ class _RepoApi:
             if path in files:
                 return json_response(200, self._content_json(path, files[path], ref))
             prefix = f"{path}/" if path else ""
-            names = sorted({p[len(prefix):].split("/", 1)[0] for p in files if p.startswith(prefix)})
+            names = sorted({p[len(prefix) :].split("/", 1)[0] for p in files if p.startswith(prefix)})
             if not names:
                 raise not_found()
             listing = []
@@ -553,8 +603,15 @@ class _RepoApi:
                     entry.pop("encoding")
                     listing.append(entry)
                 else:
-                    listing.append({"type": "dir", "name": name, "path": full, "sha": ZERO_SHA,
-                                    "url": f"{self.url}/contents/{full}?ref={ref}"})
+                    listing.append(
+                        {
+                            "type": "dir",
+                            "name": name,
+                            "path": full,
+                            "sha": ZERO_SHA,
+                            "url": f"{self.url}/contents/{full}?ref={ref}",
+                        }
+                    )
             return json_response(200, listing)
         if method not in ("PUT", "DELETE"):
             raise not_found()
@@ -570,7 +627,7 @@ class _RepoApi:
         given_sha = body.get("sha")
         docs = "https://docs.github.com/rest/repos/contents#create-or-update-file-contents"
         if path in files and given_sha is None:
-            raise GitHubError(422, "Invalid request.\n\n\"sha\" wasn't supplied.", docs=docs)
+            raise GitHubError(422, 'Invalid request.\n\n"sha" wasn\'t supplied.', docs=docs)
         if path in files and given_sha != blob_sha(files[path]):
             raise GitHubError(409, f"{path} does not match {given_sha}", docs=docs)
         if method == "DELETE":
@@ -610,26 +667,45 @@ class _RepoApi:
             raise validation_failed("PullRequest", "base")
         if not body.get("title") and not body.get("issue"):
             raise validation_failed("PullRequest", "title", "missing_field")
-        if any(p["state"] == "open" and p["head"]["ref"] == head_branch and p["base"]["ref"] == base
-               for p in self.repo.pulls.values()):
-            raise validation_failed("PullRequest", "head", "custom",
-                                    f"A pull request already exists for {self.repo.owner}:{head_branch}.")
+        if any(
+            p["state"] == "open" and p["head"]["ref"] == head_branch and p["base"]["ref"] == base
+            for p in self.repo.pulls.values()
+        ):
+            raise validation_failed(
+                "PullRequest", "head", "custom", f"A pull request already exists for {self.repo.owner}:{head_branch}."
+            )
         number = self._next_number()
         pull = {
-            "id": number + 1000, "node_id": f"PR_{number}", "number": number, "state": "open",
-            "title": body.get("title", ""), "body": body.get("body"), "draft": bool(body.get("draft")),
-            "url": f"{self.url}/pulls/{number}", "html_url": f"https://github.com/{self.repo.full_name}/pull/{number}",
+            "id": number + 1000,
+            "node_id": f"PR_{number}",
+            "number": number,
+            "state": "open",
+            "title": body.get("title", ""),
+            "body": body.get("body"),
+            "draft": bool(body.get("draft")),
+            "url": f"{self.url}/pulls/{number}",
+            "html_url": f"https://github.com/{self.repo.full_name}/pull/{number}",
             "user": {"login": self.sandbox.login, "id": 1, "type": "User"},
-            "head": self._pr_side(head_branch), "base": self._pr_side(base),
-            "merged": False, "mergeable": True, "merged_at": None, "merge_commit_sha": None,
-            "created_at": _now(), "updated_at": _now(),
+            "head": self._pr_side(head_branch),
+            "base": self._pr_side(base),
+            "merged": False,
+            "mergeable": True,
+            "merged_at": None,
+            "merge_commit_sha": None,
+            "created_at": _now(),
+            "updated_at": _now(),
         }
         self.repo.pulls[number] = pull
         return json_response(201, pull, {"Location": pull["url"]})
 
     def _pr_side(self, branch: str) -> dict[str, Any]:
-        return {"label": f"{self.repo.owner}:{branch}", "ref": branch, "sha": self.repo.branch_sha(branch),
-                "repo": self._repo_json(), "user": {"login": self.repo.owner, "id": 1, "type": "User"}}
+        return {
+            "label": f"{self.repo.owner}:{branch}",
+            "ref": branch,
+            "sha": self.repo.branch_sha(branch),
+            "repo": self._repo_json(),
+            "user": {"login": self.repo.owner, "id": 1, "type": "User"},
+        }
 
     def _next_number(self) -> int:
         number = self.repo.next_number
@@ -681,15 +757,20 @@ class _RepoApi:
         if not isinstance(body.get("title"), str | int) or body.get("title") == "":
             raise validation_failed("Issue", "title", "missing_field")
         number = self._next_number()
-        issue = {
-            "id": number + 2000, "node_id": f"I_{number}", "number": number, "title": str(body["title"]),
-            "body": body.get("body"), "state": "open",
+        issue: dict[str, Any] = {
+            "id": number + 2000,
+            "node_id": f"I_{number}",
+            "number": number,
+            "title": str(body["title"]),
+            "body": body.get("body"),
+            "state": "open",
             "labels": [{"name": str(label)} for label in body.get("labels") or []],
             "assignees": [{"login": str(a)} for a in body.get("assignees") or []],
             "url": f"{self.url}/issues/{number}",
             "html_url": f"https://github.com/{self.repo.full_name}/issues/{number}",
             "user": {"login": self.sandbox.login, "id": 1, "type": "User"},
-            "created_at": _now(), "updated_at": _now(),
+            "created_at": _now(),
+            "updated_at": _now(),
         }
         self.repo.issues[number] = issue
         return json_response(201, issue, {"Location": issue["url"]})

@@ -76,8 +76,9 @@ class CrmObject:
 def _stringify(properties: Any) -> dict[str, str]:
     if not isinstance(properties, dict):
         raise HubSpotError(400, "VALIDATION_ERROR", "Invalid input JSON: properties must be an object")
-    return {str(k): "" if v is None else (str(v).lower() if isinstance(v, bool) else str(v))
-            for k, v in properties.items()}
+    return {
+        str(k): "" if v is None else (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in properties.items()
+    }
 
 
 def _parse_associations(raw: Any) -> list[tuple[str, int]]:
@@ -149,9 +150,7 @@ class SandboxHubSpot(SandboxServer):
         if object_type == "contacts":
             self._check_unique_email(properties)
         if object_type == "tasks" and not properties.get("hs_timestamp"):
-            raise HubSpotError(
-                400, "VALIDATION_ERROR", "Property values were not valid: hs_timestamp is required"
-            )
+            raise HubSpotError(400, "VALIDATION_ERROR", "Property values were not valid: hs_timestamp is required")
 
     def _create(self, object_type: str, properties: dict[str, str], links: list[tuple[str, int]]) -> CrmObject:
         self._validate_new(object_type, properties)
@@ -168,15 +167,19 @@ class SandboxHubSpot(SandboxServer):
                 found = self._contact_by_email(object_id)
             else:
                 found = next(
-                    (o for o in self._objects[object_type].values()
-                     if not o.archived and o.properties.get(id_property) == object_id),
+                    (
+                        o
+                        for o in self._objects[object_type].values()
+                        if not o.archived and o.properties.get(id_property) == object_id
+                    ),
                     None,
                 )
         else:
             found = self._objects[object_type].get(object_id)
         if found is None or found.archived:
-            raise HubSpotError(404, "OBJECT_NOT_FOUND", "Object not found.  objectId are usually numeric.",
-                               context={"id": [object_id]})
+            raise HubSpotError(
+                404, "OBJECT_NOT_FOUND", "Object not found.  objectId are usually numeric.", context={"id": [object_id]}
+            )
         return found
 
     def _update(self, found: CrmObject, properties: dict[str, str]) -> CrmObject:
@@ -199,13 +202,15 @@ class SandboxHubSpot(SandboxServer):
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise HubSpotError(
-                401, "INVALID_AUTHENTICATION",
+                401,
+                "INVALID_AUTHENTICATION",
                 "Authentication credentials not found. This API supports OAuth 2.0 authentication "
                 "and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
             )
         if self.token is not None and token.strip() != self.token:
             raise HubSpotError(
-                401, "INVALID_AUTHENTICATION",
+                401,
+                "INVALID_AUTHENTICATION",
                 "The OAuth token used to make this call expired or is not valid.",
             )
 
@@ -322,8 +327,7 @@ class SandboxHubSpot(SandboxServer):
         return Response(204)
 
     def _batch_create(self, object_type: str, inputs: list[dict[str, Any]]) -> list[CrmObject]:
-        prepared = [(_stringify(i.get("properties", {})), _parse_associations(i.get("associations")))
-                    for i in inputs]
+        prepared = [(_stringify(i.get("properties", {})), _parse_associations(i.get("associations"))) for i in inputs]
         # All-or-nothing, as HubSpot answers a duplicate in a batch create with one 409 for the batch.
         emails = [p.get("email", "").strip().lower() for p, _ in prepared if p.get("email")]
         if len(emails) != len(set(emails)):
@@ -354,8 +358,9 @@ class SandboxHubSpot(SandboxServer):
                 results.append({**self._update(found, props).to_json(), "new": False})
         return results
 
-    def _batch_read(self, object_type: str, body: dict[str, Any], inputs: list[dict[str, Any]],
-                    started: str) -> Response:
+    def _batch_read(
+        self, object_type: str, body: dict[str, Any], inputs: list[dict[str, Any]], started: str
+    ) -> Response:
         id_property = body.get("idProperty")
         found, missing = [], []
         for item in inputs:
@@ -367,10 +372,14 @@ class SandboxHubSpot(SandboxServer):
         if not missing:
             return json_response(200, payload)
         payload["numErrors"] = 1
-        payload["errors"] = [{
-            "status": "error", "category": "OBJECT_NOT_FOUND", "message": "Could not get some objects.",
-            "context": {"ids": missing},
-        }]
+        payload["errors"] = [
+            {
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                "message": "Could not get some objects.",
+                "context": {"ids": missing},
+            }
+        ]
         return json_response(207, payload)
 
     # -- legacy v1 -------------------------------------------------------------------------------
@@ -385,8 +394,9 @@ class SandboxHubSpot(SandboxServer):
         email = props.get("email", "")
         existing = self._contact_by_email(email) if email else None
         if existing is not None:
-            body = error_body("CONFLICT", "Contact already exists", error="CONTACT_EXISTS",
-                              identityProfile={"vid": int(existing.id)})
+            body = error_body(
+                "CONFLICT", "Contact already exists", error="CONTACT_EXISTS", identityProfile={"vid": int(existing.id)}
+            )
             return json_response(409, body)
         created = self._create("contacts", props, [])
         return json_response(200, _legacy_contact(created))
@@ -410,20 +420,28 @@ class SandboxHubSpot(SandboxServer):
         if str(engagement.get("type", "")).upper() != "TASK":
             raise HubSpotError(400, "VALIDATION_ERROR", "The sandbox only records TASK engagements")
         timestamp = engagement.get("timestamp") or int(datetime.now(UTC).timestamp() * 1000)
-        props = _stringify({
-            "hs_timestamp": timestamp,
-            "hs_task_subject": metadata.get("subject", ""),
-            "hs_task_body": metadata.get("body", ""),
-            "hs_task_status": metadata.get("status", "NOT_STARTED"),
-        })
+        props = _stringify(
+            {
+                "hs_timestamp": timestamp,
+                "hs_task_subject": metadata.get("subject", ""),
+                "hs_task_body": metadata.get("body", ""),
+                "hs_task_status": metadata.get("status", "NOT_STARTED"),
+            }
+        )
         links = [(str(c), 204) for c in associations.get("contactIds", [])]
         links += [(str(d), 216) for d in associations.get("dealIds", [])]
         created = self._create("tasks", props, links)
         answer = {
-            "engagement": {"id": int(created.id), "type": "TASK", "timestamp": timestamp,
-                           "createdAt": int(datetime.now(UTC).timestamp() * 1000)},
-            "associations": {"contactIds": associations.get("contactIds", []),
-                             "dealIds": associations.get("dealIds", [])},
+            "engagement": {
+                "id": int(created.id),
+                "type": "TASK",
+                "timestamp": timestamp,
+                "createdAt": int(datetime.now(UTC).timestamp() * 1000),
+            },
+            "associations": {
+                "contactIds": associations.get("contactIds", []),
+                "dealIds": associations.get("dealIds", []),
+            },
             "metadata": metadata,
         }
         return json_response(200, answer)
@@ -431,10 +449,13 @@ class SandboxHubSpot(SandboxServer):
     def _legacy_update_deal(self, request: Request, deal_id: str) -> Response:
         props = self._legacy_properties(self._json(request), "name")
         found = self._update(self._get("deals", deal_id), props)
-        return json_response(200, {
-            "dealId": int(found.id),
-            "properties": {k: {"value": v} for k, v in found.properties.items()},
-        })
+        return json_response(
+            200,
+            {
+                "dealId": int(found.id),
+                "properties": {k: {"value": v} for k, v in found.properties.items()},
+            },
+        )
 
 
 def _legacy_contact(contact: CrmObject) -> dict[str, Any]:
