@@ -18,7 +18,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from dulwich.objects import ObjectID, hex_to_sha
 from dulwich.repo import Repo
 

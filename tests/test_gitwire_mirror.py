@@ -1,4 +1,5 @@
 """The sidecar's mirror: fetched over smart HTTP with the credential, used to resolve thin packs."""
+# ruff: noqa: F811 - pytest fixtures imported from tests.gitwire_fixtures are redefined as arguments
 
 from __future__ import annotations
 

@@ -1,8 +1,13 @@
 """Pack analysis on pushes captured from the real git client."""
+# ruff: noqa: F811 - pytest fixtures imported from tests.gitwire_fixtures are redefined as arguments
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from enact_proxy.gitwire import EmptySource, GitWireError, analyse_push, parse_receive_pack
 from enact_proxy.gitwire.packs import inflate_pack
@@ -227,3 +232,51 @@ def test_corrupted_pack_is_refused(workspace: Workspace, git_server: GitHttpServ
 
     with pytest.raises(GitWireError, match="checksum"):
         analyse_push(bad, RepoSource(workspace.bare))
+
+
+def _small_pack() -> tuple[bytes, str]:
+    import io
+
+    from dulwich.object_store import MemoryObjectStore
+    from dulwich.objects import Blob, Commit, Tree
+    from dulwich.pack import write_pack_objects
+
+    blob = Blob.from_string(b"content\n" * 50)
+    tree = Tree()
+    tree.add(b"file.txt", 0o100644, blob.id)
+    commit = Commit()
+    commit.tree = tree.id
+    commit.author = commit.committer = b"A <a@b>"
+    commit.author_time = commit.commit_time = 0
+    commit.author_timezone = commit.commit_timezone = 0
+    commit.message = b"m"
+    store = MemoryObjectStore()
+    for obj in (blob, tree, commit):
+        store.add_object(obj)
+    out = io.BytesIO()
+    write_pack_objects(out.write, [(o, None) for o in (blob, tree, commit)], object_format=store.object_format)
+    return out.getvalue(), commit.id.decode()
+
+
+_PACK, _TIP = _small_pack()
+
+
+def test_generated_pack_is_analysed() -> None:
+    req = ReceivePackRequest(commands=[RefCommand("0" * 40, _TIP, "refs/heads/x")], capabilities=frozenset(),
+                             pack=_PACK)
+    assert analyse_push(req, EmptySource()).refs[0].new_commits[0].files == ("file.txt",)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(_PACK) - 21), st.integers(0, 255)), min_size=1, max_size=4))
+def test_damaged_packs_only_raise_gitwireerror(flips: list[tuple[int, int]]) -> None:
+    import hashlib
+
+    body = bytearray(_PACK[:-20])
+    for pos, value in flips:
+        body[pos] = value
+    pack = bytes(body) + hashlib.sha1(bytes(body)).digest()  # valid checksum: reach the object parser
+    req = ReceivePackRequest(commands=[RefCommand("0" * 40, _TIP, "refs/heads/x")], capabilities=frozenset(),
+                             pack=pack)
+    with contextlib.suppress(GitWireError):
+        analyse_push(req, EmptySource())

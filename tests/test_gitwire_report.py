@@ -1,4 +1,5 @@
 """report-status: the refusal the real git client shows, and reading the upstream's answer."""
+# ruff: noqa: F811 - pytest fixtures imported from tests.gitwire_fixtures are redefined as arguments
 
 from __future__ import annotations
 
