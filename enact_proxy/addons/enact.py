@@ -1,0 +1,61 @@
+"""The root addon: loads ``enact.yaml`` once and hands the parsed state to its sub-addons."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from mitmproxy import ctx
+
+from enact_proxy.config import EnactConfig, load_config
+from enact_proxy.sidecar import Sidecar, agent_env_lines
+
+
+class Enact:
+    def __init__(self, config: EnactConfig | None = None, sidecar: Sidecar | None = None):
+        from enact_proxy.addons.decide import Decide
+        from enact_proxy.addons.egress import Egress
+        from enact_proxy.addons.recognise import Recognise
+        from enact_proxy.addons.record import Record
+
+        self._config = config
+        self.sidecar: Sidecar | None = sidecar
+        self.addons = [Egress(self), Recognise(self), Decide(self), Record(self)]
+        self._extras: list[Any] = []
+
+    def load(self, loader: Any) -> None:
+        loader.add_option("enact_config", str, "", "Path to enact.yaml (when not given to the addon directly).")
+
+    def configure(self, updated: set[str]) -> None:
+        if "enact_config" in updated and ctx.options.enact_config and self.sidecar is None:
+            self._config = load_config(ctx.options.enact_config)
+        if self.sidecar is None and self._config is not None:
+            self.sidecar = Sidecar(self._config).start()
+
+    async def running(self) -> None:
+        self.configure(set())
+        sidecar = self.state
+        addresses = ctx.master.addons.get("proxyserver").listen_addrs()
+        http = f"{addresses[0][0]}:{addresses[0][1]}" if addresses else sidecar.config.raw.listen.http
+        postgres = None
+        if "postgres" in sidecar.config.systems:
+            from enact_proxy.pgwire.server import start_listener
+
+            listener = await start_listener(sidecar)
+            self._extras.append(listener)
+            postgres = listener.address
+        lines = [f"enact-proxy listening on http://{http}" + (f" and postgres://{postgres}" if postgres else ""),
+                 f"CA certificate: {sidecar.ca_path}", f"receipts: {sidecar.config.receipts_dir}",
+                 "Point your agent at it:", *("  " + line for line in agent_env_lines(sidecar.ca_path, http, postgres))]
+        print("\n".join(lines), file=sys.stderr, flush=True)
+
+    async def done(self) -> None:
+        for extra in self._extras:
+            await extra.close()
+        if self.sidecar is not None:
+            self.sidecar.close()
+
+    @property
+    def state(self) -> Sidecar:
+        # Not raising here: mitmproxy reads every attribute of an addon while collecting commands.
+        return self.sidecar  # type: ignore[return-value]
