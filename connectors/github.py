@@ -345,7 +345,7 @@ class Wire:
             ref = "/".join(rest[2:])
             ref = ref[len("refs/"):] if ref.startswith("refs/") else ref
             body = _json_object(call) if method == "PATCH" else {}
-            force = body.get("force") is True
+            force = body.get("force") not in (None, False)  # anything GitHub might read as true
             if ref.startswith("heads/"):
                 branch = ref[len("heads/"):]
                 if method == "DELETE":

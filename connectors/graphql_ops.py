@@ -112,8 +112,8 @@ def _defined(value: Any) -> Any:
     return value
 
 
-def _ref_action(ref: Any, sha: Any, before: Any = None, force: bool = False, **extra: Any) -> Found:
-    name = ref if isinstance(ref, str) else None
+def _ref_action(ref: str | None, sha: Any, before: Any = None, force: bool = False, **extra: Any) -> Found:
+    name = ref
     deleting = sha == ZERO_OID
     creating = before == ZERO_OID
     if name and name.startswith("refs/tags/"):
@@ -130,9 +130,15 @@ def _ref_action(ref: Any, sha: Any, before: Any = None, force: bool = False, **e
                             "sha": sha, **extra})
 
 
+def _named_ref_action(ref: Any, sha: Any, before: Any = None, force: bool = False, **extra: Any) -> Found:
+    if not isinstance(ref, str):
+        return ("unknown", {"ref": ref, **extra})
+    return _ref_action(ref, sha, before=before, force=force, **extra)
+
+
 def _create_ref(data: dict[str, Any]) -> list[Found]:
-    return [_ref_action(data.get("name"), data.get("oid"), before=ZERO_OID,
-                        repository_id=data.get("repositoryId"))]
+    return [_named_ref_action(data.get("name"), data.get("oid"), before=ZERO_OID,
+                              repository_id=data.get("repositoryId"))]
 
 
 def _update_ref(data: dict[str, Any]) -> list[Found]:
@@ -145,8 +151,8 @@ def _update_refs(data: dict[str, Any]) -> list[Found]:
     if not isinstance(updates, list) or not all(isinstance(u, dict) for u in updates):
         raise Refusal("updateRefs has no refUpdates list")
     return [
-        _ref_action(u.get("name"), u.get("afterOid"), before=u.get("beforeOid"), force=bool(u.get("force")),
-                    repository_id=data.get("repositoryId"))
+        _named_ref_action(u.get("name"), u.get("afterOid"), before=u.get("beforeOid"),
+                          force=bool(u.get("force")), repository_id=data.get("repositoryId"))
         for u in updates
     ]
 

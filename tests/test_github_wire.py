@@ -1,0 +1,372 @@
+import base64
+import json
+
+import pytest
+import responses
+from responses import matchers
+
+from connectors.base import HttpAnswer, Refusal, Upstream, Wire
+from connectors.github import Config, GitHubConnector
+from connectors.github import Wire as GitHubWire
+from enact_proxy.httpcall import build_call
+from enact_proxy.models import ActionRequest
+
+LIMIT = 1024 * 1024
+API = "http://gh.test"
+SHA = "a" * 40
+ZERO = "0" * 40
+
+
+def call(method, target, body=None, host="api.github.com", raw=None, headers=None):
+    data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+    return build_call(method, host, target, headers or {"authorization": "token agent-token"}, data, LIMIT)
+
+
+def gql(query, variables=None):
+    return {"query": query, "variables": variables or {}}
+
+
+@pytest.fixture
+def wire():
+    return GitHubWire(Config(upstream=API, git_upstream="http://git.test:8081"), environ={})
+
+
+@pytest.fixture
+def upstream_facts():
+    """What the recogniser may ask the upstream: a repo, its id, a pull request."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.get(f"{API}/repos/octo/demo", json={"default_branch": "main", "full_name": "Octo/Demo"})
+        mock.get(f"{API}/repositories/42", json={"full_name": "Octo/Demo"})
+        mock.get(f"{API}/repos/octo/demo/pulls/7",
+                 json={"base": {"ref": "main"}, "head": {"ref": "agent/x", "repo": {"full_name": "Fork/Demo"}}})
+        yield mock
+
+
+def R(**kw):
+    return {"owner": "octo", "repo": "demo", **kw}
+
+
+REST = [
+    # reads
+    ("GET", "/repos/Octo/Demo", None, [("read", R(path="/repos/Octo/Demo"))]),
+    ("HEAD", "/repos/octo/demo/contents/a.md", None, [("read", R(path="/repos/octo/demo/contents/a.md"))]),
+    ("GET", "/user", None, [("read", {"owner": None, "repo": None, "path": "/user"})]),
+    ("GET", "/api/v3/repos/octo/demo/pulls", None, [("read", R(path="/repos/octo/demo/pulls"))]),
+    ("GET", "/repositories/42/issues", None, [("read", R(path="/repositories/42/issues"))]),
+    # refs
+    ("POST", "/repos/Octo/Demo/git/refs", {"ref": "refs/heads/agent/x", "sha": SHA},
+     [("create_branch", R(branch="agent/x", sha=SHA))]),
+    ("POST", "/repos/octo/demo/git/refs", {"ref": "refs/tags/v1", "sha": SHA},
+     [("push_tag", R(tag="v1", sha=SHA, force=False, delete=False))]),
+    ("POST", "/repos/octo/demo/git/refs", {"ref": "refs/notes/x", "sha": SHA}, [("unknown", R(ref="refs/notes/x"))]),
+    ("PATCH", "/repos/octo/demo/git/refs/heads/main", {"sha": SHA, "force": True},
+     [("push_commit", R(branch="main", files=None, force=True, sha=SHA))]),
+    ("PATCH", "/repos/octo/demo/git/refs/heads%2Ffeature%2Fy", {"sha": SHA},
+     [("push_commit", R(branch="feature/y", files=None, force=False, sha=SHA))]),
+    ("PATCH", "/repos/octo/demo/git/refs/refs/heads/main", {"sha": SHA},
+     [("push_commit", R(branch="main", files=None, force=False, sha=SHA))]),
+    ("PATCH", "/api/v3/repos/OCTO/Demo//git/refs/heads/dev/", {"sha": SHA, "force": "yes"},
+     [("push_commit", R(branch="dev", files=None, force=True, sha=SHA))]),
+    ("DELETE", "/repos/octo/demo/git/refs/heads/main", None, [("delete_branch", R(branch="main"))]),
+    ("DELETE", "/repos/octo/demo/git/refs/tags/v1", None,
+     [("push_tag", R(tag="v1", sha=None, force=False, delete=True))]),
+    ("PATCH", "/repos/octo/demo/git/refs/tags/v1", {"sha": SHA, "force": True},
+     [("push_tag", R(tag="v1", sha=SHA, force=True, delete=False))]),
+    # contents
+    ("PUT", "/repos/octo/demo/contents/docs/a.md", {"message": "m", "content": "eA==", "branch": "agent/x"},
+     [("push_commit", R(branch="agent/x", files=["docs/a.md"], force=False, default_branch=False))]),
+    ("PUT", "/repos/octo/demo/contents/docs%2Fa.md", {"message": "m", "content": "eA=="},
+     [("push_commit", R(branch="main", files=["docs/a.md"], force=False, default_branch=True))]),
+    ("DELETE", "/repos/octo/demo/contents/a.md", {"message": "m", "sha": SHA, "branch": "refs/heads/dev"},
+     [("push_commit", R(branch="dev", files=["a.md"], force=False, default_branch=False))]),
+    ("PUT", "/repositories/42/contents/a.md", {"message": "m", "content": "eA=="},
+     [("push_commit", R(branch="main", files=["a.md"], force=False, default_branch=True))]),
+    # merges and pulls
+    ("POST", "/repos/octo/demo/merges", {"base": "main", "head": "agent/x"},
+     [("push_commit", R(branch="main", files=None, force=False, head="agent/x"))]),
+    ("POST", "/repos/octo/demo/merge-upstream", {"branch": "main"},
+     [("push_commit", R(branch="main", files=None, force=False))]),
+    ("POST", "/repos/octo/demo/branches/main/rename", {"new_name": "agent/main"},
+     [("delete_branch", R(branch="main")), ("create_branch", R(branch="agent/main", sha=None, renamed_from="main"))]),
+    ("POST", "/repos/octo/demo/pulls", {"head": "agent/x", "base": "main", "title": "T"},
+     [("create_pr", R(head="agent/x", base="main", title="T"))]),
+    ("POST", "/repos/octo/demo/pulls", {"head": "Fork:agent/x", "base": "main", "title": "T"},
+     [("create_pr", R(head="agent/x", base="main", title="T", head_owner="fork"))]),
+    ("PUT", "/repos/octo/demo/pulls/7/merge", {"merge_method": "squash"},
+     [("merge_pr", R(number=7, base="main", head="agent/x"))]),
+    ("PUT", "/repos/octo/demo/pulls/7/merge", None, [("merge_pr", R(number=7, base="main", head="agent/x"))]),
+    ("PUT", "/repos/octo/demo/pulls/7/update-branch", None,
+     [("push_commit", {"owner": "fork", "repo": "demo", "branch": "agent/x", "files": None, "force": False,
+                       "number": 7})]),
+    ("POST", "/repos/octo/demo/issues", {"title": "Bug"}, [("create_issue", R(title="Bug"))]),
+    # anything else
+    ("POST", "/repos/octo/demo/git/trees", {"tree": []},
+     [("unknown", {"method": "POST", "path": "/repos/octo/demo/git/trees"})]),
+    ("PATCH", "/repos/octo/demo/pulls/7", {"base": "main"},
+     [("unknown", {"method": "PATCH", "path": "/repos/octo/demo/pulls/7"})]),
+    ("POST", "/user/repos", {"name": "x"}, [("unknown", {"method": "POST", "path": "/user/repos"})]),
+    ("OPTIONS", "/repos/octo/demo", None, [("unknown", {"method": "OPTIONS", "path": "/repos/octo/demo"})]),
+    ("POST", "/repositories/abc/issues", {"title": "x"},
+     [("unknown", {"method": "POST", "path": "/repositories/abc/issues"})]),
+]
+
+
+@pytest.mark.parametrize(("method", "target", "body", "expected"), REST)
+def test_recognise_rest(wire, upstream_facts, method, target, body, expected):
+    actions = wire.recognise(call(method, target, body))
+    assert [(a.action, a.payload) for a in actions] == expected
+    assert all(a.system == "github" for a in actions)
+
+
+def test_default_branch_lookup_uses_agents_credential(wire, upstream_facts):
+    wire.recognise(call("PUT", "/repos/octo/demo/contents/a.md", {"message": "m"}))
+    (lookup,) = upstream_facts.calls
+    assert lookup.request.headers["authorization"] == "Bearer agent-token"
+
+
+REST_REFUSED = [
+    ("PUT", "/repos/octo/other/contents/a.md", b'{"message": "m"}', "default branch of octo/other"),
+    ("PUT", "/repos/octo/demo/pulls/8/merge", b"", "pull request octo/demo#8"),
+    ("GET", "/repositories/43", b"", "repository id 43"),
+    ("POST", "/repos/octo/demo/git/refs", b"{nope", "body is not valid JSON"),
+    ("POST", "/repos/octo/demo/pulls", b'{"head": "a", "head": "main"}', "duplicate key"),
+    ("POST", "/repos/octo/demo/issues", b"\xc3\x28", "not UTF-8"),
+    ("POST", "/repos/octo/demo/issues", b'"title"', "JSON object"),
+]
+
+
+@pytest.mark.parametrize(("method", "target", "raw", "reason"), REST_REFUSED)
+def test_recognise_rest_refuses(wire, upstream_facts, method, target, raw, reason):
+    upstream_facts.get(f"{API}/repos/octo/other", status=500, json={"message": "boom"})
+    upstream_facts.get(f"{API}/repos/octo/demo/pulls/8", status=404, json={"message": "Not Found"})
+    upstream_facts.get(f"{API}/repositories/43", status=404, json={"message": "Not Found"})
+    with pytest.raises(Refusal) as caught:
+        wire.recognise(call(method, target, raw=raw))
+    assert reason in caught.value.reason
+
+
+@responses.activate
+def test_lookup_timeout_refuses(wire):
+    import requests
+
+    responses.get(f"{API}/repos/octo/demo", body=requests.ReadTimeout("slow"))
+    with pytest.raises(Refusal, match="timed out"):
+        wire.recognise(call("PUT", "/repos/octo/demo/contents/a.md", {"message": "m"}))
+
+
+GRAPHQL = [
+    ("query { viewer { login } }", None, [("read", {"owner": None, "repo": None, "path": "/graphql"})]),
+    ("{ repository(owner: \"o\", name: \"r\") { id } }", None,
+     [("read", {"owner": None, "repo": None, "path": "/graphql"})]),
+    ("""mutation($input: CreateRefInput!) { createRef(input: $input) { ref { id } } }""",
+     {"input": {"repositoryId": "R_1", "name": "refs/heads/agent/x", "oid": SHA}},
+     [("create_branch", {"owner": None, "repo": None, "branch": "agent/x", "sha": SHA, "repository_id": "R_1"})]),
+    ("""mutation { a: createRef(input: {repositoryId: "R_1", name: "refs/tags/v2", oid: "@SHA"}) { clientMutationId }
+                   b: createIssue(input: {repositoryId: "R_1", title: "Hi"}) { clientMutationId } }""",
+     None,
+     [("push_tag", {"owner": None, "repo": None, "tag": "v2", "sha": SHA, "force": False, "delete": False,
+                    "repository_id": "R_1"}),
+      ("create_issue", {"owner": None, "repo": None, "title": "Hi", "repository_id": "R_1"})]),
+    ("""mutation($b: String!, $files: [FileAddition!]) { createCommitOnBranch(input: {
+            branch: {repositoryNameWithOwner: "Octo/Demo", branchName: $b},
+            fileChanges: {additions: $files, deletions: [{path: "old.txt"}]},
+            message: {headline: "m"}, expectedHeadOid: "@SHA"}) { commit { oid } } }""",
+     {"b": "main", "files": [{"path": "a.md", "contents": "eA=="}, {"path": "b.md", "contents": "eA=="}]},
+     [("push_commit", {"owner": "octo", "repo": "demo", "branch": "main", "files": ["a.md", "b.md", "old.txt"],
+                       "force": False, "sha": SHA})]),
+    ("""mutation { updateRef(input: {refId: "REF_1", oid: "@SHA", force: true}) { clientMutationId } }""",
+     None,
+     [("push_commit", {"owner": None, "repo": None, "branch": None, "files": None, "force": True, "sha": SHA,
+                       "ref_id": "REF_1"})]),
+    ("""mutation($u: [RefUpdate!]!) {
+          updateRefs(input: {repositoryId: "R_1", refUpdates: $u}) { clientMutationId } }""",
+     {"u": [{"name": "refs/heads/main", "afterOid": SHA, "beforeOid": "b" * 40},
+            {"name": "refs/heads/gone", "afterOid": ZERO},
+            {"name": "refs/heads/new", "afterOid": SHA, "beforeOid": ZERO, "force": True}]},
+     [("push_commit", {"owner": None, "repo": None, "branch": "main", "files": None, "force": False, "sha": SHA,
+                       "repository_id": "R_1"}),
+      ("delete_branch", {"owner": None, "repo": None, "branch": "gone", "repository_id": "R_1"}),
+      ("create_branch", {"owner": None, "repo": None, "branch": "new", "sha": SHA, "repository_id": "R_1"})]),
+    ("""mutation { deleteRef(input: {refId: "REF_1"}) { clientMutationId } }""", None,
+     [("delete_branch", {"owner": None, "repo": None, "branch": None, "ref_id": "REF_1"})]),
+    ("""mutation { mergePullRequest(input: {pullRequestId: "PR_1"}) { clientMutationId }
+                   enablePullRequestAutoMerge(input: {pullRequestId: "PR_2"}) { clientMutationId } }""", None,
+     [("merge_pr", {"owner": None, "repo": None, "number": None, "base": None, "pull_request_id": "PR_1"}),
+      ("merge_pr", {"owner": None, "repo": None, "number": None, "base": None, "pull_request_id": "PR_2"})]),
+    ("""mutation { mergeBranch(input: {repositoryId: "R_1", base: "main", head: "dev"}) { clientMutationId } }""",
+     None,
+     [("push_commit", {"owner": None, "repo": None, "branch": "main", "files": None, "force": False, "head": "dev",
+                       "repository_id": "R_1"})]),
+    ("""mutation { updatePullRequestBranch(input: {pullRequestId: "PR_1"}) { clientMutationId } }""", None,
+     [("push_commit", {"owner": None, "repo": None, "branch": None, "files": None, "force": False,
+                       "pull_request_id": "PR_1"})]),
+    ("""mutation { createPullRequest(input: {repositoryId: "R_1", baseRefName: "main", headRefName: "agent/x",
+                   title: "T"}) { clientMutationId } }""", None,
+     [("create_pr", {"owner": None, "repo": None, "head": "agent/x", "base": "main", "title": "T",
+                     "repository_id": "R_1"})]),
+    ("""mutation { revertPullRequest(input: {pullRequestId: "PR_1", title: "Revert"}) { clientMutationId } }""",
+     None,
+     [("create_pr", {"owner": None, "repo": None, "head": None, "base": None, "title": "Revert",
+                     "pull_request_id": "PR_1"})]),
+    # fragments hide mutations one level down
+    ("""mutation { ...M  ... on Mutation { deleteRef(input: {refId: "REF_2"}) { clientMutationId } } }
+        fragment M on Mutation { createIssue(input: {repositoryId: "R", title: "F"}) { clientMutationId } }""",
+     None,
+     [("create_issue", {"owner": None, "repo": None, "title": "F", "repository_id": "R"}),
+      ("delete_branch", {"owner": None, "repo": None, "branch": None, "ref_id": "REF_2"})]),
+    # every operation is judged, whichever one operationName picks
+    ("""query Q { viewer { login } } mutation M { deleteRef(input: {refId: "X"}) { clientMutationId } }""", None,
+     [("read", {"owner": None, "repo": None, "path": "/graphql"}),
+      ("delete_branch", {"owner": None, "repo": None, "branch": None, "ref_id": "X"})]),
+    ("""mutation { addStar(input: {starrableId: "X"}) { clientMutationId } __typename }""", None,
+     [("unknown", {"graphql_mutation": "addStar"})]),
+    ("""subscription { x }""", None, [("unknown", {"graphql_operation": "subscription"})]),
+    ("""mutation($n: String) { createRef(input: {name: $n, oid: "x", repositoryId: "R"}) { clientMutationId } }""",
+     {}, [("unknown", {"ref": None, "repository_id": "R"})]),
+]
+
+
+@pytest.mark.parametrize(("query", "variables", "expected"), GRAPHQL)
+def test_recognise_graphql(wire, query, variables, expected):
+    actions = wire.recognise(call("POST", "/graphql", gql(query.replace("@SHA", SHA), variables)))
+    assert [(a.action, a.payload) for a in actions] == expected
+
+
+def test_graphql_on_ghes_path(wire):
+    actions = wire.recognise(call("POST", "/api/graphql", gql("mutation { deleteRef(input: {refId: \"X\"}) { a } }")))
+    assert [a.action for a in actions] == ["delete_branch"]
+
+
+GRAPHQL_REFUSED = [
+    (b'{"query": "mutation { createRef(input: {"}', "could not be parsed"),
+    (b'{"query": ""}', "no query"),
+    (b'{"variables": {}}', "no query"),
+    (b'{"query": "fragment F on Mutation { a }"}', "no operation"),
+    (b'{"query": "mutation { ...Nope }"}', "undefined fragment"),
+    (b'{"query": "mutation { ...A } fragment A on Mutation { ...A }"}', "spreads itself"),
+    (b'{"query": "query { a }", "variables": [1]}', "variables"),
+    (b'[{"query": "query { a }"}]', "JSON object"),
+    (b"not json", "body is not valid JSON"),
+]
+
+
+@pytest.mark.parametrize(("raw", "reason"), GRAPHQL_REFUSED)
+def test_recognise_graphql_refuses(wire, raw, reason):
+    with pytest.raises(Refusal) as caught:
+        wire.recognise(call("POST", "/graphql", raw=raw))
+    assert reason in caught.value.reason
+
+
+GIT = [
+    ("GET", "/Octo/Demo.git/info/refs?service=git-upload-pack",
+     [("read", R(path="/Octo/Demo.git/info/refs"))]),
+    ("GET", "/octo/demo/info/refs?service=git-receive-pack", [("read", R(path="/octo/demo/info/refs"))]),
+    ("POST", "/octo/demo.git/git-upload-pack", [("read", R(path="/octo/demo.git/git-upload-pack"))]),
+    ("GET", "/octo/demo/info/refs?service=git-evil-pack",
+     [("unknown", {"method": "GET", "path": "/octo/demo/info/refs"})]),
+    ("GET", "/octo/demo/pulls", [("read", R(path="/octo/demo/pulls"))]),
+    ("POST", "/octo/demo/issues", [("unknown", {"method": "POST", "path": "/octo/demo/issues"})]),
+]
+
+
+@pytest.mark.parametrize(("method", "target", "expected"), GIT)
+def test_recognise_git(wire, method, target, expected):
+    actions = wire.recognise(call(method, target, host="github.com", raw=b"0000"))
+    assert [(a.action, a.payload) for a in actions] == expected
+
+
+def test_receive_pack_without_hook_refuses(wire):
+    with pytest.raises(Refusal, match="git push recognition unavailable"):
+        wire.recognise(call("POST", "/octo/demo.git/git-receive-pack", host="github.com", raw=b"0000"))
+
+
+def test_receive_pack_goes_to_the_hook():
+    seen = []
+
+    def recognise_push(call, owner, repo):
+        seen.append((call.path, owner, repo))
+        return [ActionRequest(system="github", action="delete_branch", payload={"owner": owner, "repo": repo,
+                                                                                "branch": "main"})]
+
+    wire = GitHubWire(Config(), environ={}, git_push_recogniser=recognise_push)
+    actions = wire.recognise(call("POST", "/Octo/Demo.git/git-receive-pack", host="github.com", raw=b"x"))
+    assert seen == [("/Octo/Demo.git/git-receive-pack", "octo", "demo")]
+    assert [a.action for a in actions] == ["delete_branch"]
+
+
+def test_receive_pack_refusal_goes_to_the_hook():
+    def refuse_push(call, message, status):
+        return HttpAnswer(200, {"content-type": "application/x-git-receive-pack-result"}, message.encode())
+
+    wire = GitHubWire(Config(), environ={}, git_push_refuser=refuse_push)
+    answer = wire.refuse(call("POST", "/octo/demo/git-receive-pack", host="github.com", raw=b"x"),
+                         "Blocked by Enact: no", 403)
+    assert answer == HttpAnswer(200, {"content-type": "application/x-git-receive-pack-result"},
+                                b"Blocked by Enact: no")
+
+
+def test_refuse_rest(wire):
+    answer = wire.refuse(call("POST", "/repos/o/r/issues", {"title": "x"}), "Blocked by Enact: no", 403)
+    assert answer.status == 403
+    assert answer.headers["content-type"].startswith("application/json")
+    assert json.loads(answer.body) == {"message": "Blocked by Enact: no",
+                                       "documentation_url": "https://docs.github.com/rest"}
+
+
+def test_refuse_graphql(wire):
+    answer = wire.refuse(call("POST", "/graphql", gql("mutation { a }")), "Blocked by Enact: no", 403)
+    assert answer.status == 200
+    assert json.loads(answer.body) == {"data": None, "errors": [{"type": "FORBIDDEN",
+                                                                 "message": "Blocked by Enact: no"}]}
+
+
+def test_refuse_git_fetch(wire):
+    answer = wire.refuse(call("GET", "/o/r/info/refs?service=git-upload-pack", host="github.com"),
+                         "Blocked by Enact: no", 403)
+    assert answer.status == 403
+    assert answer.body == b"Blocked by Enact: no\n"
+
+
+def test_upstreams(wire):
+    assert wire.upstream(call("GET", "/repos/o/r")) == Upstream("http", "gh.test", 80)
+    assert wire.upstream(call("GET", "/o/r/info/refs", host="github.com")) == Upstream("http", "git.test", 8081)
+    assert wire.upstream(call("GET", "/api/v3/repos/o/r", host="github.com")) == Upstream("http", "gh.test", 80)
+
+
+def test_hosts_and_protocol(wire):
+    assert isinstance(wire, Wire)
+    assert wire.hosts == frozenset({"api.github.com", "github.com"})
+
+
+def test_credential_headers():
+    wire = GitHubWire(Config(token_env="GH"), environ={"GH": "ghs_ours"})
+    assert wire.credential_headers(call("GET", "/repos/o/r")) == {"authorization": "Bearer ghs_ours"}
+    basic = wire.credential_headers(call("GET", "/o/r/info/refs", host="github.com"))["authorization"]
+    assert base64.b64decode(basic.removeprefix("Basic ")) == b"x-access-token:ghs_ours"
+    assert "ghs_ours" not in repr(wire)
+
+
+def test_no_credential_headers_without_token_env(wire):
+    assert wire.credential_headers(call("GET", "/repos/o/r")) == {}
+
+
+def test_missing_token_env_is_an_error():
+    with pytest.raises(ValueError, match="GH_TOKEN"):
+        GitHubWire(Config(token_env="GH_TOKEN"), environ={})
+
+
+@pytest.mark.parametrize(
+    ("header", "token"),
+    [
+        ("token abc", "abc"),
+        ("Bearer abc", "abc"),
+        ("Basic " + base64.b64encode(b"x-access-token:abc").decode(), "abc"),
+    ],
+)
+def test_lookup_systems_uses_agents_credential(wire, header, token):
+    with responses.RequestsMock() as mock:
+        mock.get(f"{API}/repos/o/r", json={"default_branch": "main"},
+                 match=[matchers.header_matcher({"authorization": f"Bearer {token}"})])
+        connector = wire.lookup_systems(call("GET", "/", headers={"Authorization": header}))["github"]
+        assert isinstance(connector, GitHubConnector)
+        assert connector.get_default_branch("o", "r") == "main"
