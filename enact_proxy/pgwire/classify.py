@@ -372,8 +372,11 @@ def _bounded(expr: Any) -> tuple[bool, bool]:
     kind, _ = _unwrap(expr)
     if kind == "CurrentOfExpr":
         return True, False
-    if _truth(expr) is True:
+    truth = _truth(expr)
+    if truth is True:
         return False, True
+    if truth is False:
+        return True, False  # matches no row: bounded
     if not any(sub_kind == "ColumnRef" for sub_kind, _ in _walk(expr)) and kind != "ColumnRef":
         return False, True
     return True, False
