@@ -1,0 +1,88 @@
+"""enact_proxy/receipts/signing.py: canonical bytes, HMAC signatures, key id, the receipt key."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import stat
+
+import pytest
+
+from enact_proxy.receipts.signing import KEY_ENV, ReceiptKey, canonical_bytes, receipt_hash
+from tests.conftest import draft
+
+
+def test_canonical_bytes_are_sorted_compact_utf8():
+    assert canonical_bytes({"b": 1, "a": {"z": "Zoë", "y": [1, 2]}}) == '{"a":{"y":[1,2],"z":"Zoë"},"b":1}'.encode()
+
+
+def test_signature_is_hmac_sha256_over_canonical_bytes_without_signature():
+    key = ReceiptKey(b"k" * 64)
+    body = draft(1, payload={"name": "Zoë ✓"})
+    signed = key.signed(body)
+    unsigned = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    assert signed["signature"] == {
+        "alg": "HMAC-SHA256",
+        "key_id": hashlib.sha256(b"k" * 64).hexdigest()[:16],
+        "value": hmac.new(b"k" * 64, unsigned, hashlib.sha256).hexdigest(),
+    }
+    assert {k: v for k, v in signed.items() if k != "signature"} == body
+
+
+def test_key_id_is_first_16_hex_of_sha256_of_key():
+    assert ReceiptKey(b"secret").key_id == hashlib.sha256(b"secret").hexdigest()[:16]
+    assert len(ReceiptKey(b"secret").key_id) == 16
+
+
+def test_receipt_hash_covers_the_signature():
+    signed = ReceiptKey(b"k").signed(draft())
+    assert receipt_hash(signed) == hashlib.sha256(canonical_bytes(signed)).hexdigest()
+    assert receipt_hash(signed) != receipt_hash({k: v for k, v in signed.items() if k != "signature"})
+
+
+def test_verify_accepts_own_and_rejects_tampered_or_foreign():
+    key = ReceiptKey(b"k1")
+    signed = key.signed(draft())
+    assert key.verify(signed)
+    assert not key.verify({**signed, "decision": "BLOCK"})
+    assert not ReceiptKey(b"k2").verify(signed)
+    assert not key.verify({k: v for k, v in signed.items() if k != "signature"})
+    assert not key.verify({**signed, "signature": {**signed["signature"], "alg": "HMAC-SHA1"}})
+    assert not key.verify({**signed, "signature": {**signed["signature"], "value": None}})
+
+
+def test_key_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(KEY_ENV, "from-the-env ")
+    key = ReceiptKey.load(tmp_path / "certs")
+    assert key.secret == b"from-the-env "  # the env value is used as given
+    assert not (tmp_path / "certs" / "receipt.key").exists()
+
+
+def test_key_file_created_0600_with_64_hex_chars(tmp_path):
+    certs = tmp_path / "certs"
+    key = ReceiptKey.load(certs)
+    path = certs / "receipt.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    text = path.read_text()
+    assert re.fullmatch(r"[0-9a-f]{64}", text.strip())
+    assert key.secret == text.strip().encode()
+    assert ReceiptKey.load(certs) == key  # the second load reads the same key
+
+
+def test_key_file_whitespace_is_stripped(tmp_path):
+    (tmp_path / "receipt.key").write_text("  abc123\n\n")
+    assert ReceiptKey.load(tmp_path).secret == b"abc123"
+
+
+def test_missing_key_without_create_raises(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        ReceiptKey.load(tmp_path, create=False)
+    assert not (tmp_path / "receipt.key").exists()
+
+
+def test_empty_key_file_raises(tmp_path):
+    (tmp_path / "receipt.key").write_text("  \n")
+    with pytest.raises(ValueError):
+        ReceiptKey.load(tmp_path)
