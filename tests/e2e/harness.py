@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
-import signal
-import subprocess
-import sys
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-LISTENING = re.compile(r"enact-proxy listening on http://([\d.]+:\d+)(?: and postgres://([\d.]+:\d+))?")
+from enact_proxy.launcher import SidecarProcess
+from enact_proxy.launcher import start_sidecar as launch
 
 ALL_POLICIES: list[Any] = [
     "no_duplicate_contacts",
@@ -61,33 +55,8 @@ def write_config(directory: Path, *, systems: dict[str, Any], workflows: dict[st
 
 
 @dataclass
-class RunningSidecar:
-    process: subprocess.Popen[str]
-    directory: Path
-    http: str
-    postgres: str | None
-    output: list[str] = field(default_factory=list)
-
-    @property
-    def proxy_url(self) -> str:
-        return f"http://{self.http}"
-
-    @property
-    def ca(self) -> Path:
-        return self.directory / "certs" / "mitmproxy-ca-cert.pem"
-
-    @property
-    def receipts_dir(self) -> Path:
-        return self.directory / "receipts"
-
-    def agent_env(self) -> dict[str, str]:
-        """The environment an unchanged agent runs with: proxy plus CA trust for every client."""
-        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-        ca = str(self.ca)
-        env.update(HTTPS_PROXY=self.proxy_url, HTTP_PROXY=self.proxy_url, https_proxy=self.proxy_url,
-                   http_proxy=self.proxy_url, NO_PROXY="", no_proxy="", REQUESTS_CA_BUNDLE=ca, SSL_CERT_FILE=ca,
-                   GIT_SSL_CAINFO=ca, CURL_CA_BUNDLE=ca)
-        return env
+class RunningSidecar(SidecarProcess):
+    """A sidecar process plus what tests read: its receipts."""
 
     def receipts(self) -> list[dict[str, Any]]:
         """Every receipt on disk, oldest first (the store writes each before answering the agent)."""
@@ -99,44 +68,12 @@ class RunningSidecar:
         path = next(self.receipts_dir.rglob(f"{run_id}.json"))
         return json.loads(path.read_text())
 
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
 
 def start_sidecar(directory: Path, config: Path | None = None, env: dict[str, str] | None = None,
                   timeout: float = 30.0) -> RunningSidecar:
     """Start ``enact-proxy run`` and wait until it prints where it listens."""
-    exe = shutil.which("enact-proxy")
-    command = [exe] if exe else [sys.executable, "-m", "enact_proxy.cli"]
-    process = subprocess.Popen([*command, "run", "--config", str(config or directory / "enact.yaml")],
-                               cwd=directory, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, bufsize=1)
-    output: list[str] = []
-    found: dict[str, str | None] = {}
-    ready = threading.Event()
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            output.append(line)
-            match = LISTENING.search(line)
-            if match:
-                found.update(http=match.group(1), postgres=match.group(2))
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=pump, daemon=True).start()
-    if not ready.wait(timeout) or "http" not in found:
-        process.kill()
-        raise RuntimeError("enact-proxy did not start:\n" + "".join(output))
-    return RunningSidecar(process, directory, str(found["http"]), found.get("postgres"), output)
+    started = launch(config or directory / "enact.yaml", env=env, timeout=timeout)
+    return RunningSidecar(started.process, started.directory, started.http, started.postgres, started.output)
 
 
 def wait_until(predicate: Any, *, what: str, timeout: float = 10.0) -> None:
