@@ -164,6 +164,33 @@ class GitHubConnector:
     def create_issue(self, owner: str, repo: str, title: str, body: str = "") -> dict[str, Any]:
         return self._object("POST", f"{_repo_path(owner, repo)}/issues", {"title": title, "body": body})
 
+    @property
+    def graphql_url(self) -> str:
+        """GitHub.com serves GraphQL at ``/graphql``; GHES at ``/api/graphql`` beside ``/api/v3``."""
+        if self.base_url.endswith("/api/v3"):
+            return self.base_url[: -len("/v3")] + "/graphql"
+        return self.base_url + "/graphql"
+
+    def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The ``data`` of a GraphQL answer; any ``errors`` raise :class:`GitHubError`."""
+        answer = self._object("POST", self.graphql_url, {"query": query, "variables": dict(variables or {})},
+                              absolute=True)
+        errors = answer.get("errors")
+        if errors:
+            first = errors[0].get("message") if isinstance(errors, list) and isinstance(errors[0], dict) else None
+            raise GitHubError(f"GitHub GraphQL answered an error: {str(first or errors)[:300]}")
+        data = answer.get("data")
+        if not isinstance(data, dict):
+            raise GitHubError("GitHub GraphQL answered without data")
+        return data
+
+    def resolve_nodes(self, ids: list[str]) -> dict[str, dict[str, Any] | None]:
+        """What each GraphQL node id names (a Ref, Repository or PullRequest); None when nothing."""
+        nodes = self.graphql(_NODES_QUERY, {"ids": ids}).get("nodes")
+        if not isinstance(nodes, list) or len(nodes) != len(ids):
+            raise GitHubError("GitHub GraphQL answered a nodes list that does not match the ids asked")
+        return {i: (n if isinstance(n, dict) else None) for i, n in zip(ids, nodes, strict=True)}
+
     def _existing_sha(self, target: str, branch: str) -> str | None:
         try:
             found = self._object("GET", target, params={"ref": branch})
@@ -175,12 +202,17 @@ class GitHubConnector:
         return sha if isinstance(sha, str) else None
 
     def _object(
-        self, method: str, path: str, json_body: Any = None, params: Mapping[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        json_body: Any = None,
+        params: Mapping[str, str] | None = None,
+        absolute: bool = False,
     ) -> dict[str, Any]:
         try:
             response = self._session.request(
                 method,
-                self.base_url + path,
+                path if absolute else self.base_url + path,
                 json=json_body,
                 params=params,
                 headers={
@@ -208,6 +240,22 @@ class GitHubConnector:
         if not isinstance(data, dict):
             raise GitHubError(f"GitHub {method} {path} answered with JSON that is not an object")
         return data
+
+
+_NODES_QUERY = """
+query($ids: [ID!]!) {
+  nodes(ids: $ids) {
+    __typename
+    ... on Ref { name prefix repository { name owner { login } } }
+    ... on Repository { name owner { login } }
+    ... on PullRequest {
+      number baseRefName headRefName
+      repository { name owner { login } }
+      headRepository { name owner { login } }
+    }
+  }
+}
+"""
 
 
 def _unavailable_git_push(call: HttpCall, owner: str, repo: str) -> list[ActionRequest]:
@@ -267,7 +315,7 @@ class Wire:
                 return self.git_push_recogniser(call, *push_target)
             found = _recognise_git(call)
         elif surface == "graphql":
-            found = _recognise_graphql(call)
+            found = self._resolve_graphql_ids(call, _recognise_graphql(call))
         else:
             found = self._recognise_rest(call)
         summary = RequestSummary(method=call.method, host=call.host, path=call.path)
@@ -358,18 +406,18 @@ class Wire:
             return []
         if rest[:1] == ["contents"] and len(rest) > 1 and method in ("PUT", "DELETE"):
             body = _json_object(call)
-            named = _branch_name(body.get("branch"))
+            named = _existing_branch(body.get("branch"))
             on_default = named is None
             target = self._default_branch(call, owner, repo) if named is None else named
             return [("push_commit", {**where, "branch": target, "files": ["/".join(rest[1:])], "force": False,
                                      "default_branch": on_default})]
         if rest == ["merges"] and method == "POST":
             body = _json_object(call)
-            return [("push_commit", {**where, "branch": _branch_name(body.get("base")), "files": None,
+            return [("push_commit", {**where, "branch": _existing_branch(body.get("base")), "files": None,
                                      "force": False, "head": body.get("head")})]
         if rest == ["merge-upstream"] and method == "POST":
             body = _json_object(call)
-            return [("push_commit", {**where, "branch": _branch_name(body.get("branch")), "files": None,
+            return [("push_commit", {**where, "branch": _existing_branch(body.get("branch")), "files": None,
                                      "force": False})]
         if len(rest) >= 3 and rest[0] == "branches" and rest[-1] == "rename" and method == "POST":
             body = _json_object(call)
@@ -403,6 +451,18 @@ class Wire:
         return []
 
     # --- lookups (fail closed) -----------------------------------------------------------------
+
+    def _resolve_graphql_ids(self, call: HttpCall, found: list[Found]) -> list[Found]:
+        """Name the repositories, refs and pull requests GraphQL gave as opaque node ids."""
+        ids = sorted({p[key] for _, p in found for key in _NODE_KEYS if isinstance(p.get(key), str)})
+        if not ids:
+            return found
+        try:
+            nodes = self.connector_for(call).resolve_nodes(ids)
+        except GitHubError as exc:
+            raise Refusal(f"could not resolve GraphQL ids {', '.join(ids)}: {exc}") from exc
+        return [_apply_nodes(action, payload, nodes) for action, payload in found]
+
 
     def _default_branch(self, call: HttpCall, owner: str, repo: str) -> str:
         try:
@@ -476,6 +536,57 @@ def _recognise_graphql(call: HttpCall) -> list[Found]:
     return graphql_ops.analyse(body.get("query"), body.get("variables"))
 
 
+_NODE_KEYS = ("repository_id", "ref_id", "pull_request_id")
+
+
+def _node(nodes: Mapping[str, dict[str, Any] | None], node_id: str, typename: str) -> dict[str, Any]:
+    node = nodes.get(node_id)
+    if node is None or node.get("__typename") != typename:
+        raise Refusal(f"GraphQL id {node_id} does not name a {typename} the credential can see")
+    return node
+
+
+def _owner_repo(repository: Any) -> tuple[str, str]:
+    repository = _dict(repository)
+    owner, name = _dict(repository.get("owner")).get("login"), repository.get("name")
+    if not isinstance(owner, str) or not isinstance(name, str):
+        raise Refusal("GraphQL lookup answered a repository without owner and name")
+    return owner.lower(), name.lower()
+
+
+def _apply_nodes(action: str, payload: dict[str, Any], nodes: Mapping[str, dict[str, Any] | None]) -> Found:
+    payload = dict(payload)
+    repository_id = payload.get("repository_id")
+    if isinstance(repository_id, str):
+        payload["owner"], payload["repo"] = _owner_repo(_node(nodes, repository_id, "Repository"))
+    pull_id = payload.get("pull_request_id")
+    if isinstance(pull_id, str):
+        pull = _node(nodes, pull_id, "PullRequest")
+        payload["owner"], payload["repo"] = _owner_repo(pull.get("repository"))
+        payload["number"] = pull.get("number")
+        if action == "push_commit":  # updatePullRequestBranch writes the head branch, maybe in a fork
+            payload["owner"], payload["repo"] = _owner_repo(pull.get("headRepository"))
+            payload["branch"] = pull.get("headRefName")
+        else:
+            payload["base"] = pull.get("baseRefName")
+            if action == "merge_pr":
+                payload["head"] = pull.get("headRefName")
+    ref_id = payload.get("ref_id")
+    if isinstance(ref_id, str):
+        ref = _node(nodes, ref_id, "Ref")
+        payload["owner"], payload["repo"] = _owner_repo(ref.get("repository"))
+        prefix, name = ref.get("prefix"), ref.get("name")
+        if prefix == "refs/tags/" and action in ("push_commit", "delete_branch"):
+            return ("push_tag", {"owner": payload["owner"], "repo": payload["repo"], "tag": name,
+                                 "sha": payload.get("sha"), "force": bool(payload.get("force")),
+                                 "delete": action == "delete_branch", "ref_id": ref_id})
+        if prefix != "refs/heads/":
+            return ("unknown", {"owner": payload["owner"], "repo": payload["repo"], "ref": f"{prefix}{name}",
+                                "ref_id": ref_id})
+        payload["branch"] = name
+    return (action, payload)
+
+
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -493,6 +604,12 @@ def _branch_name(value: Any) -> str | None:
     if not isinstance(value, str) or not value:
         return None
     return value[len("refs/heads/"):] if value.startswith("refs/heads/") else value
+
+
+def _existing_branch(value: Any) -> str | None:
+    """A field naming a branch that must exist; ``heads/x`` is stripped as git's ref lookup would."""
+    name = _branch_name(value)
+    return name[len("heads/"):] if name is not None and name.startswith("heads/") else name
 
 
 def _split_head(value: Any) -> tuple[str | None, str | None]:

@@ -55,8 +55,15 @@ def analyse(query: Any, variables: Any) -> list[Found]:
         if operation.operation is OperationType.QUERY:
             found.append(("read", {"owner": None, "repo": None, "path": "/graphql"}))
         elif operation.operation is OperationType.MUTATION:
+            # A variable the request leaves out takes its declared default, as GitHub would use it.
+            effective = {
+                d.variable.name.value: value_from_ast_untyped(d.default_value)
+                for d in operation.variable_definitions or ()
+                if d.default_value is not None
+            }
+            effective.update(variables)
             for field in _top_fields(operation.selection_set, fragments, set()):
-                found.extend(_mutation(field, variables))
+                found.extend(_mutation(field, effective))
         else:
             found.append(("unknown", {"graphql_operation": operation.operation.value}))
     return found

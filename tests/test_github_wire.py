@@ -79,6 +79,8 @@ REST = [
      [("push_commit", R(branch="main", files=["docs/a.md"], force=False, default_branch=True))]),
     ("DELETE", "/repos/octo/demo/contents/a.md", {"message": "m", "sha": SHA, "branch": "refs/heads/dev"},
      [("push_commit", R(branch="dev", files=["a.md"], force=False, default_branch=False))]),
+    ("PUT", "/repos/octo/demo/contents/a.md", {"message": "m", "content": "eA==", "branch": "heads/main"},
+     [("push_commit", R(branch="main", files=["a.md"], force=False, default_branch=False))]),
     ("PUT", "/repositories/42/contents/a.md", {"message": "m", "content": "eA=="},
      [("push_commit", R(branch="main", files=["a.md"], force=False, default_branch=True))]),
     # merges and pulls
@@ -154,87 +156,169 @@ def test_lookup_timeout_refuses(wire):
         wire.recognise(call("PUT", "/repos/octo/demo/contents/a.md", {"message": "m"}))
 
 
+NODES = {
+    "R_1": {"__typename": "Repository", "name": "Demo", "owner": {"login": "Octo"}},
+    "REF_MAIN": {"__typename": "Ref", "name": "main", "prefix": "refs/heads/",
+                 "repository": {"name": "demo", "owner": {"login": "octo"}}},
+    "REF_TAG": {"__typename": "Ref", "name": "v1", "prefix": "refs/tags/",
+                "repository": {"name": "demo", "owner": {"login": "octo"}}},
+    "REF_NOTE": {"__typename": "Ref", "name": "commits", "prefix": "refs/notes/",
+                 "repository": {"name": "demo", "owner": {"login": "octo"}}},
+    "PR_7": {"__typename": "PullRequest", "number": 7, "baseRefName": "main", "headRefName": "agent/x",
+             "repository": {"name": "demo", "owner": {"login": "octo"}},
+             "headRepository": {"name": "demo", "owner": {"login": "fork"}}},
+    "PR_8": {"__typename": "PullRequest", "number": 8, "baseRefName": "release", "headRefName": "agent/y",
+             "repository": {"name": "demo", "owner": {"login": "octo"}},
+             "headRepository": {"name": "demo", "owner": {"login": "octo"}}},
+}
+
+
+@pytest.fixture
+def graphql_nodes():
+    """The upstream's GraphQL ``nodes(ids:)``, answering from NODES (null for an unknown id)."""
+
+    def answer(request):
+        ids = json.loads(request.body)["variables"]["ids"]
+        return 200, {}, json.dumps({"data": {"nodes": [NODES.get(i) for i in ids]}})
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_callback(responses.POST, f"{API}/graphql", callback=answer, content_type="application/json")
+        yield mock
+
+
+OD = {"owner": "octo", "repo": "demo"}
 GRAPHQL = [
     ("query { viewer { login } }", None, [("read", {"owner": None, "repo": None, "path": "/graphql"})]),
     ("{ repository(owner: \"o\", name: \"r\") { id } }", None,
      [("read", {"owner": None, "repo": None, "path": "/graphql"})]),
     ("""mutation($input: CreateRefInput!) { createRef(input: $input) { ref { id } } }""",
      {"input": {"repositoryId": "R_1", "name": "refs/heads/agent/x", "oid": SHA}},
-     [("create_branch", {"owner": None, "repo": None, "branch": "agent/x", "sha": SHA, "repository_id": "R_1"})]),
+     [("create_branch", {**OD, "branch": "agent/x", "sha": SHA, "repository_id": "R_1"})]),
     ("""mutation { a: createRef(input: {repositoryId: "R_1", name: "refs/tags/v2", oid: "@SHA"}) { clientMutationId }
                    b: createIssue(input: {repositoryId: "R_1", title: "Hi"}) { clientMutationId } }""",
      None,
-     [("push_tag", {"owner": None, "repo": None, "tag": "v2", "sha": SHA, "force": False, "delete": False,
-                    "repository_id": "R_1"}),
-      ("create_issue", {"owner": None, "repo": None, "title": "Hi", "repository_id": "R_1"})]),
+     [("push_tag", {**OD, "tag": "v2", "sha": SHA, "force": False, "delete": False, "repository_id": "R_1"}),
+      ("create_issue", {**OD, "title": "Hi", "repository_id": "R_1"})]),
     ("""mutation($b: String!, $files: [FileAddition!]) { createCommitOnBranch(input: {
             branch: {repositoryNameWithOwner: "Octo/Demo", branchName: $b},
             fileChanges: {additions: $files, deletions: [{path: "old.txt"}]},
             message: {headline: "m"}, expectedHeadOid: "@SHA"}) { commit { oid } } }""",
      {"b": "main", "files": [{"path": "a.md", "contents": "eA=="}, {"path": "b.md", "contents": "eA=="}]},
-     [("push_commit", {"owner": "octo", "repo": "demo", "branch": "main", "files": ["a.md", "b.md", "old.txt"],
-                       "force": False, "sha": SHA})]),
-    ("""mutation { updateRef(input: {refId: "REF_1", oid: "@SHA", force: true}) { clientMutationId } }""",
+     [("push_commit", {**OD, "branch": "main", "files": ["a.md", "b.md", "old.txt"], "force": False,
+                       "sha": SHA})]),
+    # a declared default is what GitHub uses when the variable is left out
+    ("""mutation($b: String = "main") { createCommitOnBranch(input: {
+            branch: {repositoryNameWithOwner: "octo/demo", branchName: $b}, message: {headline: "m"},
+            expectedHeadOid: "@SHA"}) { commit { oid } } }""",
+     {},
+     [("push_commit", {**OD, "branch": "main", "files": [], "force": False, "sha": SHA})]),
+    ("""mutation { createCommitOnBranch(input: {branch: {id: "REF_MAIN"}, message: {headline: "m"},
+            fileChanges: {additions: [{path: "x", contents: ""}]}, expectedHeadOid: "@SHA"}) { commit { oid } } }""",
      None,
-     [("push_commit", {"owner": None, "repo": None, "branch": None, "files": None, "force": True, "sha": SHA,
-                       "ref_id": "REF_1"})]),
+     [("push_commit", {**OD, "branch": "main", "files": ["x"], "force": False, "sha": SHA, "ref_id": "REF_MAIN"})]),
+    ("""mutation { updateRef(input: {refId: "REF_MAIN", oid: "@SHA", force: true}) { clientMutationId } }""",
+     None,
+     [("push_commit", {**OD, "branch": "main", "files": None, "force": True, "sha": SHA, "ref_id": "REF_MAIN"})]),
+    ("""mutation { updateRef(input: {refId: "REF_TAG", oid: "@SHA"}) { clientMutationId } }""",
+     None,
+     [("push_tag", {**OD, "tag": "v1", "sha": SHA, "force": False, "delete": False, "ref_id": "REF_TAG"})]),
+    ("""mutation { updateRef(input: {refId: "REF_NOTE", oid: "@SHA"}) { clientMutationId } }""",
+     None,
+     [("unknown", {**OD, "ref": "refs/notes/commits", "ref_id": "REF_NOTE"})]),
     ("""mutation($u: [RefUpdate!]!) {
           updateRefs(input: {repositoryId: "R_1", refUpdates: $u}) { clientMutationId } }""",
      {"u": [{"name": "refs/heads/main", "afterOid": SHA, "beforeOid": "b" * 40},
             {"name": "refs/heads/gone", "afterOid": ZERO},
             {"name": "refs/heads/new", "afterOid": SHA, "beforeOid": ZERO, "force": True}]},
-     [("push_commit", {"owner": None, "repo": None, "branch": "main", "files": None, "force": False, "sha": SHA,
-                       "repository_id": "R_1"}),
-      ("delete_branch", {"owner": None, "repo": None, "branch": "gone", "repository_id": "R_1"}),
-      ("create_branch", {"owner": None, "repo": None, "branch": "new", "sha": SHA, "repository_id": "R_1"})]),
-    ("""mutation { deleteRef(input: {refId: "REF_1"}) { clientMutationId } }""", None,
-     [("delete_branch", {"owner": None, "repo": None, "branch": None, "ref_id": "REF_1"})]),
-    ("""mutation { mergePullRequest(input: {pullRequestId: "PR_1"}) { clientMutationId }
-                   enablePullRequestAutoMerge(input: {pullRequestId: "PR_2"}) { clientMutationId } }""", None,
-     [("merge_pr", {"owner": None, "repo": None, "number": None, "base": None, "pull_request_id": "PR_1"}),
-      ("merge_pr", {"owner": None, "repo": None, "number": None, "base": None, "pull_request_id": "PR_2"})]),
+     [("push_commit", {**OD, "branch": "main", "files": None, "force": False, "sha": SHA, "repository_id": "R_1"}),
+      ("delete_branch", {**OD, "branch": "gone", "repository_id": "R_1"}),
+      ("create_branch", {**OD, "branch": "new", "sha": SHA, "repository_id": "R_1"})]),
+    ("""mutation { deleteRef(input: {refId: "REF_MAIN"}) { clientMutationId } }""", None,
+     [("delete_branch", {**OD, "branch": "main", "ref_id": "REF_MAIN"})]),
+    ("""mutation { deleteRef(input: {refId: "REF_TAG"}) { clientMutationId } }""", None,
+     [("push_tag", {**OD, "tag": "v1", "sha": None, "force": False, "delete": True, "ref_id": "REF_TAG"})]),
+    ("""mutation { mergePullRequest(input: {pullRequestId: "PR_7"}) { clientMutationId }
+                   enablePullRequestAutoMerge(input: {pullRequestId: "PR_8"}) { clientMutationId } }""", None,
+     [("merge_pr", {**OD, "number": 7, "base": "main", "head": "agent/x", "pull_request_id": "PR_7"}),
+      ("merge_pr", {**OD, "number": 8, "base": "release", "head": "agent/y", "pull_request_id": "PR_8"})]),
     ("""mutation { mergeBranch(input: {repositoryId: "R_1", base: "main", head: "dev"}) { clientMutationId } }""",
      None,
-     [("push_commit", {"owner": None, "repo": None, "branch": "main", "files": None, "force": False, "head": "dev",
+     [("push_commit", {**OD, "branch": "main", "files": None, "force": False, "head": "dev",
                        "repository_id": "R_1"})]),
-    ("""mutation { updatePullRequestBranch(input: {pullRequestId: "PR_1"}) { clientMutationId } }""", None,
-     [("push_commit", {"owner": None, "repo": None, "branch": None, "files": None, "force": False,
-                       "pull_request_id": "PR_1"})]),
+    ("""mutation { updatePullRequestBranch(input: {pullRequestId: "PR_7"}) { clientMutationId } }""", None,
+     [("push_commit", {"owner": "fork", "repo": "demo", "branch": "agent/x", "files": None, "force": False,
+                       "number": 7, "pull_request_id": "PR_7"})]),
     ("""mutation { createPullRequest(input: {repositoryId: "R_1", baseRefName: "main", headRefName: "agent/x",
                    title: "T"}) { clientMutationId } }""", None,
-     [("create_pr", {"owner": None, "repo": None, "head": "agent/x", "base": "main", "title": "T",
-                     "repository_id": "R_1"})]),
-    ("""mutation { revertPullRequest(input: {pullRequestId: "PR_1", title: "Revert"}) { clientMutationId } }""",
+     [("create_pr", {**OD, "head": "agent/x", "base": "main", "title": "T", "repository_id": "R_1"})]),
+    ("""mutation { revertPullRequest(input: {pullRequestId: "PR_7", title: "Revert"}) { clientMutationId } }""",
      None,
-     [("create_pr", {"owner": None, "repo": None, "head": None, "base": None, "title": "Revert",
-                     "pull_request_id": "PR_1"})]),
+     [("create_pr", {**OD, "head": None, "base": "main", "title": "Revert", "number": 7,
+                     "pull_request_id": "PR_7"})]),
     # fragments hide mutations one level down
-    ("""mutation { ...M  ... on Mutation { deleteRef(input: {refId: "REF_2"}) { clientMutationId } } }
-        fragment M on Mutation { createIssue(input: {repositoryId: "R", title: "F"}) { clientMutationId } }""",
+    ("""mutation { ...M  ... on Mutation { deleteRef(input: {refId: "REF_MAIN"}) { clientMutationId } } }
+        fragment M on Mutation { createIssue(input: {repositoryId: "R_1", title: "F"}) { clientMutationId } }""",
      None,
-     [("create_issue", {"owner": None, "repo": None, "title": "F", "repository_id": "R"}),
-      ("delete_branch", {"owner": None, "repo": None, "branch": None, "ref_id": "REF_2"})]),
+     [("create_issue", {**OD, "title": "F", "repository_id": "R_1"}),
+      ("delete_branch", {**OD, "branch": "main", "ref_id": "REF_MAIN"})]),
     # every operation is judged, whichever one operationName picks
-    ("""query Q { viewer { login } } mutation M { deleteRef(input: {refId: "X"}) { clientMutationId } }""", None,
+    ("""query Q { viewer { login } } mutation M { deleteRef(input: {refId: "REF_MAIN"}) { clientMutationId } }""",
+     None,
      [("read", {"owner": None, "repo": None, "path": "/graphql"}),
-      ("delete_branch", {"owner": None, "repo": None, "branch": None, "ref_id": "X"})]),
+      ("delete_branch", {**OD, "branch": "main", "ref_id": "REF_MAIN"})]),
     ("""mutation { addStar(input: {starrableId: "X"}) { clientMutationId } __typename }""", None,
      [("unknown", {"graphql_mutation": "addStar"})]),
     ("""subscription { x }""", None, [("unknown", {"graphql_operation": "subscription"})]),
-    ("""mutation($n: String) { createRef(input: {name: $n, oid: "x", repositoryId: "R"}) { clientMutationId } }""",
-     {}, [("unknown", {"ref": None, "repository_id": "R"})]),
+    ("""mutation($n: String) { createRef(input: {name: $n, oid: "x", repositoryId: "R_1"}) { clientMutationId } }""",
+     {}, [("unknown", {"ref": None, "repository_id": "R_1", **OD})]),
 ]
 
 
 @pytest.mark.parametrize(("query", "variables", "expected"), GRAPHQL)
-def test_recognise_graphql(wire, query, variables, expected):
+def test_recognise_graphql(wire, graphql_nodes, query, variables, expected):
     actions = wire.recognise(call("POST", "/graphql", gql(query.replace("@SHA", SHA), variables)))
     assert [(a.action, a.payload) for a in actions] == expected
 
 
-def test_graphql_on_ghes_path(wire):
-    actions = wire.recognise(call("POST", "/api/graphql", gql("mutation { deleteRef(input: {refId: \"X\"}) { a } }")))
-    assert [a.action for a in actions] == ["delete_branch"]
+def test_graphql_ids_resolved_in_one_lookup_with_agents_credential(wire, graphql_nodes):
+    wire.recognise(call("POST", "/graphql", gql(
+        'mutation { a: deleteRef(input: {refId: "REF_MAIN"}) { x } b: mergePullRequest(input: {pullRequestId: "PR_7"})'
+        ' { x } c: createIssue(input: {repositoryId: "R_1", title: "t"}) { x } }')))
+    (lookup,) = graphql_nodes.calls
+    assert lookup.request.headers["authorization"] == "Bearer agent-token"
+    assert json.loads(lookup.request.body)["variables"] == {"ids": ["PR_7", "REF_MAIN", "R_1"]}
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ('mutation { deleteRef(input: {refId: "NOPE"}) { x } }', "NOPE does not name a Ref"),
+        ('mutation { deleteRef(input: {refId: "PR_7"}) { x } }', "PR_7 does not name a Ref"),
+        ('mutation { mergePullRequest(input: {pullRequestId: "R_1"}) { x } }', "R_1 does not name a PullRequest"),
+    ],
+)
+def test_graphql_unresolvable_ids_refuse(wire, graphql_nodes, query, reason):
+    with pytest.raises(Refusal) as caught:
+        wire.recognise(call("POST", "/graphql", gql(query)))
+    assert reason in caught.value.reason
+
+
+def test_graphql_lookup_failure_refuses(wire):
+    with responses.RequestsMock() as mock:
+        mock.post(f"{API}/graphql", json={"data": None, "errors": [{"message": "Bad credentials"}]})
+        with pytest.raises(Refusal, match="could not resolve GraphQL ids REF_MAIN.*Bad credentials"):
+            wire.recognise(call("POST", "/graphql", gql('mutation { deleteRef(input: {refId: "REF_MAIN"}) { x } }')))
+
+
+def test_ghes_graphql_lookup_url():
+    assert GitHubConnector("t", base_url="https://ghe.corp/api/v3").graphql_url == "https://ghe.corp/api/graphql"
+    assert GitHubConnector("t").graphql_url == "https://api.github.com/graphql"
+
+
+def test_graphql_on_ghes_path(wire, graphql_nodes):
+    query = 'mutation { deleteRef(input: {refId: "REF_MAIN"}) { a } }'
+    actions = wire.recognise(call("POST", "/api/v3/../graphql", gql(query), host="ghe.corp"))
+    assert [(a.action, a.payload["branch"]) for a in actions] == [("delete_branch", "main")]
 
 
 GRAPHQL_REFUSED = [
