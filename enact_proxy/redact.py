@@ -22,6 +22,12 @@ _SECRET_VALUES = re.compile(
     r"|^pat-[a-z]{2}\d-[0-9a-f-]{20,}$"                      # HubSpot private app tokens
 )
 _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/@\s]+:)([^@\s]+)(@)")
+# Credentials inside longer text (a note, a libpq DSN, an error message): the label stays, the value goes.
+_TEXT_SECRETS = re.compile(
+    r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]{6,}"
+    r"|(\b(?:password|passwd|pwd)[\"']?\s*[=:]\s*[\"']?)[^\s'\"&;,]+"
+    r"|()\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|pat-[a-z]{2}\d-[0-9a-f-]{20,})"
+)
 
 
 def is_secret_name(name: str) -> bool:
@@ -43,7 +49,8 @@ class Redactor:
         """For log lines and error messages: literal secrets and URL passwords masked."""
         for secret in self._known:
             text = text.replace(secret, MASK)
-        return _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+        text = _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+        return _TEXT_SECRETS.sub(lambda m: (m.group(1) or m.group(2) or "") + MASK, text)
 
     def _walk(self, value: Any, path: str, masked: list[str]) -> Any:
         if isinstance(value, dict):
