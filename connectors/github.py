@@ -293,6 +293,7 @@ class Wire:
             self._token = token
         self._api_upstream = _parse_upstream(config.upstream)
         self._git_upstream = _parse_upstream(config.git_upstream)
+        self._lookup_session = _direct_session(environ)
         #: ``(call, owner, repo) -> actions`` for ``POST .../git-receive-pack``; raises Refusal.
         self.git_push_recogniser: GitPushRecogniser = git_push_recogniser or _unavailable_git_push
         #: ``(call, message, status) -> answer`` in git's report-status shape for a refused push.
@@ -353,7 +354,8 @@ class Wire:
     def connector_for(self, call: HttpCall) -> GitHubConnector:
         """A connector with the credential the forward will carry (ours, else the agent's)."""
         token = self._token if self._token is not None else _agent_token(call.headers) or ""
-        return GitHubConnector(token=token, base_url=self.config.upstream, timeout=self.config.timeout_seconds)
+        return GitHubConnector(token=token, base_url=self.config.upstream, timeout=self.config.timeout_seconds,
+                               session=self._lookup_session)
 
     # --- surfaces ----------------------------------------------------------------------------
 
@@ -680,6 +682,15 @@ def _agent_token(headers: Mapping[str, str]) -> str | None:
             return None
         return decoded.partition(":")[2] or None
     return None
+
+
+def _direct_session(environ: Mapping[str, str]) -> requests.Session:
+    """Lookups dial the upstream directly, as forwards do: never through a proxy from the environment
+    (which may be this sidecar). A CA bundle named in the environment is still honoured."""
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = environ.get("REQUESTS_CA_BUNDLE") or environ.get("CURL_CA_BUNDLE") or True
+    return session
 
 
 def _parse_upstream(url: str) -> Upstream:

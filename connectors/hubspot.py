@@ -204,6 +204,7 @@ class Wire:
                 )
             self._token = token
         self._upstream = _parse_upstream(config.upstream)
+        self._lookup_session = _direct_session(environ)
 
     def __repr__(self) -> str:
         return f"hubspot.Wire(upstream={self.config.upstream!r})"
@@ -243,7 +244,10 @@ class Wire:
     def lookup_systems(self, call: HttpCall) -> dict[str, Any]:
         token = self._token if self._token is not None else _bearer(call.headers) or ""
         connector = HubSpotConnector(
-            api_key=token, base_url=self.config.upstream, timeout=self.config.timeout_seconds
+            api_key=token,
+            base_url=self.config.upstream,
+            timeout=self.config.timeout_seconds,
+            session=self._lookup_session,
         )
         return {SYSTEM: connector}
 
@@ -533,6 +537,15 @@ def _bearer(headers: Mapping[str, str]) -> str | None:
     value = headers.get("authorization", "")
     scheme, _, token = value.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _direct_session(environ: Mapping[str, str]) -> requests.Session:
+    """Lookups dial the upstream directly, as forwards do: never through a proxy from the environment
+    (which may be this sidecar). A CA bundle named in the environment is still honoured."""
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = environ.get("REQUESTS_CA_BUNDLE") or environ.get("CURL_CA_BUNDLE") or True
+    return session
 
 
 def _parse_upstream(url: str) -> Upstream:

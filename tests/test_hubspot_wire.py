@@ -236,3 +236,43 @@ def test_lookup_uses_agents_token_without_token_env():
     systems = wire.lookup_systems(call("POST", "/crm/v3/objects/contacts", CONTACT,
                                        headers={"Authorization": "Bearer agents"}))
     assert systems["hubspot"].find_contact_by_email("a@x.io") == {"id": "1"}
+
+
+def test_lookup_dials_upstream_directly_even_with_a_proxy_in_the_environment(monkeypatch):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen = []
+
+    class Upstream(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            seen.append((self.path, self.headers["authorization"]))
+            self.rfile.read(int(self.headers["content-length"]))
+            body = b'{"results": []}'
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        # If the lookup honoured these, it would go to a closed port and fail.
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+        monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        wire = HubSpotWire(Config(upstream=f"http://127.0.0.1:{server.server_port}", token_env="T"),
+                           environ={"T": "ours"})
+        connector = wire.lookup_systems(call("POST", "/crm/v3/objects/contacts", CONTACT))["hubspot"]
+        assert connector.find_contact_by_email("a@x.io") is None
+        assert seen == [("/crm/v3/objects/contacts/search", "Bearer ours")]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
