@@ -531,7 +531,16 @@ def _recognise_git(call: HttpCall) -> list[Found]:
 
 def _recognise_graphql(call: HttpCall) -> list[Found]:
     if call.method in _READ_METHODS:
-        return [("read", {"owner": None, "repo": None, "path": call.path})]
+        document = call.query_one("query")
+        if document is None:
+            return [("read", {"owner": None, "repo": None, "path": call.path})]
+        # GitHub does not serve GraphQL over GET; a document sent that way is still judged as written.
+        raw_variables = call.query_one("variables")
+        try:
+            variables = json.loads(raw_variables) if raw_variables else None
+        except ValueError as exc:
+            raise Refusal(f"GraphQL variables are not valid JSON: {exc}") from exc
+        return graphql_ops.analyse(document, variables)
     if call.method != "POST":
         return []
     body = _json_object(call)

@@ -3,12 +3,14 @@ import json
 
 import pytest
 import responses
+from mitmproxy import http
+from mitmproxy.test import tflow, tutils
 from responses import matchers
 
 from connectors.base import HttpAnswer, Refusal, Upstream, Wire
 from connectors.github import Config, GitHubConnector
 from connectors.github import Wire as GitHubWire
-from enact_proxy.httpcall import build_call
+from enact_proxy.httpcall import build_call, call_from_flow
 from enact_proxy.models import ActionRequest
 
 LIMIT = 1024 * 1024
@@ -454,3 +456,39 @@ def test_lookup_systems_uses_agents_credential(wire, header, token):
         connector = wire.lookup_systems(call("GET", "/", headers={"Authorization": header}))["github"]
         assert isinstance(connector, GitHubConnector)
         assert connector.get_default_branch("o", "r") == "main"
+
+
+def test_graphql_document_in_a_get_is_judged(wire, graphql_nodes):
+    from urllib.parse import quote
+
+    target = "/graphql?query=" + quote('mutation { deleteRef(input: {refId: "REF_MAIN"}) { x } }')
+    actions = wire.recognise(call("GET", target))
+    assert [(a.action, a.payload["branch"]) for a in actions] == [("delete_branch", "main")]
+
+
+@pytest.mark.parametrize(
+    ("host", "path", "content", "encoding", "expected"),
+    [
+        ("api.github.com", b"/repos/Octo/Demo/git/refs/heads%2Fagent%2Fx", b'{"sha": "1"}', None,
+         ("push_commit", "agent/x")),
+        ("api.github.com", b"/api/v3/repos/octo/demo//git/refs/heads/main/", b'{"force": true}', None,
+         ("push_commit", "main")),
+        ("api.github.com", b"/repos/octo/demo/git/refs/heads/x/../main", b"{}", None, ("push_commit", "main")),
+        ("api.github.com", b"/repos/octo/demo/git/refs", b'{"ref": "refs/heads/agent/y", "sha": "1"}', "gzip",
+         ("create_branch", "agent/y")),
+    ],
+)
+def test_recognise_from_mitmproxy_flow(wire, host, path, content, encoding, expected):
+    import gzip
+
+    headers = http.Headers(host=host, content_type="application/json")
+    if encoding:
+        headers["content-encoding"] = encoding
+        content = gzip.compress(content)
+    request = tutils.treq(host=host, port=443, scheme=b"https", method=b"PATCH" if b"heads" in path else b"POST",
+                          path=path, headers=headers, content=content)
+    flow = tflow.tflow(req=request)
+    flow.client_conn.sni = host
+    actions = wire.recognise(call_from_flow(flow, LIMIT))
+    assert [(a.action, a.payload["branch"]) for a in actions] == [expected]
+    assert actions[0].payload["owner"] == "octo"
