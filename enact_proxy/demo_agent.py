@@ -87,8 +87,10 @@ def github_steps() -> None:
             lambda: f"created {repo.create_git_ref('refs/heads/hotfix', main_sha).ref}")
     attempt("requests: force-update refs/heads/main", "BLOCK", lambda: _http(requests.patch(
         f"{GITHUB}/repos/acme/app/git/refs/heads/main", json={"sha": main_sha, "force": True})))
-    attempt("PyGithub: open pull request agent/fix-typo -> main", "PASS", lambda: "opened #%d" % repo.create_pull(
-        title="Fix typo", body="", head="agent/fix-typo", base="main").number)
+    def open_pr() -> str:
+        pull = repo.create_pull(title="Fix typo", body="", head="agent/fix-typo", base="main")
+        return f"opened #{pull.number}"
+    attempt("PyGithub: open pull request agent/fix-typo -> main", "PASS", open_pr)
 
 
 def git_steps() -> None:
@@ -147,8 +149,13 @@ def postgres_steps(url: str, contractor_url: str | None) -> None:
 
 
 def egress_steps() -> None:
-    attempt("requests: GET https://example.com (not a guarded host)", "BLOCK",
-            lambda: _http(requests.get("https://example.com/", timeout=10)))
+    def fetch() -> str:
+        try:
+            return _http(requests.get("https://example.com/", timeout=10))
+        except requests.exceptions.ProxyError as exc:
+            refused = "403" in str(exc)
+            return "proxy refused the CONNECT: 403 (BLOCK)" if refused else f"ProxyError: {exc}"
+    attempt("requests: GET https://example.com (not a guarded host)", "BLOCK", fetch)
 
 
 def main() -> int:

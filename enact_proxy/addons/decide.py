@@ -70,8 +70,10 @@ class Decide:
         upstream = wire.upstream(call)
         request = flow.request
         strip_enact_headers(request.headers)
+        # The upstream sees the host the agent called, so the URLs it answers with still point there.
+        agent_host = request.host_header
         request.scheme, request.host, request.port = upstream.scheme, upstream.host, upstream.port
-        request.headers["host"] = upstream.host if upstream.port in (80, 443) else f"{upstream.host}:{upstream.port}"
+        request.host_header = agent_host
         if upstream.path_prefix:
             request.path = upstream.path_prefix.rstrip("/") + request.path
         for name, value in wire.credential_headers(call).items():
@@ -88,7 +90,10 @@ class Decide:
         except Exception as exc:  # noqa: BLE001 - refused either way
             headers["X-Enact-Receipt-Error"] = type(exc).__name__
         if call is not None:
-            answer = wire.refuse(call, message, status)
+            # A wire may answer with each action's own verdict (a git push names every ref's reason).
+            refuse_verdicts = getattr(wire, "refuse_verdicts", None)
+            answer = (refuse_verdicts(call, verdicts, status) if refuse_verdicts is not None
+                      else wire.refuse(call, message, status))
             flow.response = http.Response.make(answer.status, answer.body, {**answer.headers, **headers})
         else:
             flow.response = http.Response.make(status, (message + "\n").encode(),
