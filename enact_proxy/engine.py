@@ -118,7 +118,7 @@ class Engine:
             verdict = self._verdict(action, ctx.workflow, Decision.BLOCK, failing, ctx.now, results)
         else:
             verdict = self._verdict(action, ctx.workflow, Decision.PASS,
-                                    f"allowed by workflow {ctx.workflow}; {len(results)} policies passed",
+                                    f"allowed by workflow {ctx.workflow}; {_count(len(results))} passed",
                                     ctx.now, results)
         verdict.context = ctx
         verdict.actor_email = ctx.actor_email
@@ -187,6 +187,10 @@ class Engine:
             "redacted": sorted(set(masked_payload + masked_request + masked_taken)),
             "config_sha256": self.config_sha256,
         }
+
+
+def _count(n: int) -> str:
+    return f"{n} policy" if n == 1 else f"{n} policies"
 
 
 def _jsonable(value: Any) -> Any:
