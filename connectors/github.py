@@ -351,6 +351,14 @@ class Wire:
     def lookup_systems(self, call: HttpCall) -> dict[str, Any]:
         return {SYSTEM: self.connector_for(call)}
 
+    def is_git_push(self, call: HttpCall) -> bool:
+        """Whether ``call`` is a push (``POST .../git-receive-pack`` on a git host)."""
+        return self._surface(call) == "git" and _receive_pack_target(call) is not None
+
+    def git_token_for(self, call: HttpCall) -> str | None:
+        """The credential git traffic for ``call`` goes upstream with (ours, else the agent's)."""
+        return self._token if self._token is not None else _agent_token(call.headers)
+
     def connector_for(self, call: HttpCall) -> GitHubConnector:
         """A connector with the credential the forward will carry (ours, else the agent's)."""
         token = self._token if self._token is not None else _agent_token(call.headers) or ""

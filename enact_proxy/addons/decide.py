@@ -78,6 +78,9 @@ class Decide:
             request.path = upstream.path_prefix.rstrip("/") + request.path
         for name, value in wire.credential_headers(call).items():
             request.headers[name] = value
+        if request.raw_content and "content-length" not in request.headers and "transfer-encoding" not in request.headers:
+            # An HTTP/2 body without content-length (git's chunked push) would reach an HTTP/1 upstream empty.
+            request.headers["content-length"] = str(len(request.raw_content))
 
     async def _refuse(self, flow: http.HTTPFlow, engine: Engine, wire: Any, call: HttpCall | None,
                       verdicts: list[Verdict], status: int) -> None:

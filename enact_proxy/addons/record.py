@@ -50,12 +50,15 @@ def _outcome(flow: http.HTTPFlow) -> dict[str, Any]:
     out: dict[str, Any] = {"status": flow.response.status_code}
     wire = flow.metadata.get(WIRE)
     reader = getattr(wire, "outcome", None)
-    if reader is not None:
+    if reader is not None:  # it returns None for calls it has no reading of its own for
         try:
-            out.update(reader(flow.metadata.get(CALL), flow.response.status_code, flow.response.content or b""))
+            special = reader(flow.metadata.get(CALL), flow.response.status_code, flow.response.content or b"")
         except Exception as exc:  # noqa: BLE001 - the outcome is informative; the status still stands
             out["outcome_error"] = f"{type(exc).__name__}: {exc}"
-        return out
+            return out
+        if special is not None:
+            out.update(special)
+            return out
     content_type = flow.response.headers.get("content-type", "")
     if "json" in content_type and flow.response.content:
         try:
