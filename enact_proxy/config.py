@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -120,6 +121,9 @@ def load_config(path: Path | str) -> EnactConfig:
     except ValidationError as exc:
         raise ConfigError(path, [_pydantic_error(e, lines) for e in exc.errors()]) from exc
     errors: list[str] = []
+    # `module:function` policies kept next to the config (mycompany/policies.py) import like the built-ins.
+    if str(path.resolve().parent) not in sys.path:
+        sys.path.append(str(path.resolve().parent))
     systems = _systems(raw, lines, errors)
     workflows = _workflows(raw, systems, lines, errors)
     resolved_policies = _policies(raw, lines, errors)
