@@ -2,9 +2,11 @@
 
 Durability is batched through a journal (group commit): a writer thread appends every pending
 record of a batch to ``.journal`` and fsyncs it once; only then are callers told their record is
-durable. Receipt files are then written atomically (temp file, rename) and made durable together at
-the next checkpoint (``syncfs``, or fsync per file where that is unavailable), after which the
-journal is compacted. A restart replays the journal, so every acknowledged record becomes its file.
+durable. Receipt files are then written atomically (temp file, rename). Every checkpoint the writer
+seals the journal (renames it ``.journal.<n>``, starts a fresh one holding the still-open intents)
+and a checkpoint thread makes the files durable together (``syncfs``, or fsync per file where that
+is unavailable) and only then deletes the sealed segment, so the writer never waits on that sync.
+A restart replays every segment, so every acknowledged record becomes its file.
 
 A PASS is opened as an *intent* (durable before the action is forwarded) and closed with what was
 done; an intent never closed becomes a receipt whose outcome is unknown (on restart at the latest).
@@ -86,6 +88,9 @@ class ReceiptStore:
         self._open_intents: dict[str, dict[str, Any]] = {}
         self._unsynced: list[Path] = []
         self._folders: set[Path] = set()
+        self._segment = 0
+        self._sealed: queue.SimpleQueue[tuple[Path, list[Path]] | None] = queue.SimpleQueue()
+        self._syncer: threading.Thread | None = None
         self._last_checkpoint = time.monotonic()
         self._failed: BaseException | None = None
         self.tip_hash: str | None = None
@@ -97,19 +102,25 @@ class ReceiptStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._recover()
         self._journal = open(self.directory / JOURNAL, "ab")  # noqa: SIM115 - held open for appends
+        self._syncer = threading.Thread(target=self._sync_loop, name="enact-receipts-sync", daemon=True)
+        self._syncer.start()
         self._thread = threading.Thread(target=self._run, name="enact-receipts", daemon=True)
         self._thread.start()
         return self
 
     def close(self) -> None:
-        """Flush every queued record and leave a compacted journal (open intents stay in it)."""
+        """Flush every queued record, sync every file and leave only the open intents journalled."""
         if self._thread is None:
             return
         self._queue.put(None)
         self._thread.join()
         self._thread = None
         with contextlib.suppress(OSError):
-            self._checkpoint()
+            self._seal()
+        self._sealed.put(None)
+        if self._syncer is not None:
+            self._syncer.join()
+            self._syncer = None
         if self._journal is not None:
             self._journal.close()
             self._journal = None
@@ -246,25 +257,39 @@ class ReceiptStore:
         due = time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds
         if (force or due) and self._unsynced:
             try:
-                self._checkpoint()
+                self._seal()
             except OSError as exc:
                 self._failed = ReceiptError(f"receipt checkpoint failed: {exc}")
 
-    def _checkpoint(self) -> None:
-        """Make the written files durable, then compact the journal to the open intents."""
-        self._sync_files()
-        self._unsynced.clear()
-        self._last_checkpoint = time.monotonic()
+    def _seal(self) -> None:
+        """Hand the journal written so far, and the files it covers, to the checkpoint thread."""
+        self._segment += 1
+        sealed = self.directory / f"{JOURNAL}.{self._segment}"
+        self._journal.close()
+        os.replace(self.directory / JOURNAL, sealed)
         lines = b"".join(
             canonical_bytes({"t": "intent", "receipt": r}) + b"\n" for r in self._open_intents.values()
         )
-        path = self.directory / JOURNAL
-        _atomic_write(path, lines)
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = open(path, "ab")  # noqa: SIM115
+        self._journal = open(self.directory / JOURNAL, "ab")  # noqa: SIM115
+        if lines:
+            self._journal.write(lines)
+            self._journal.flush()
+            os.fsync(self._journal.fileno())
+        self._sealed.put((sealed, self._unsynced))
+        self._unsynced = []
+        self._last_checkpoint = time.monotonic()
 
-    def _sync_files(self) -> None:
+    def _sync_loop(self) -> None:
+        while (item := self._sealed.get()) is not None:
+            sealed, files = item
+            try:
+                self._sync_files(files)
+                sealed.unlink()
+            except OSError as exc:
+                # The sealed segment stays: a restart replays it. New writes must not pretend otherwise.
+                self._failed = ReceiptError(f"receipt checkpoint failed: {exc}")
+
+    def _sync_files(self, files: list[Path]) -> None:
         if _SYNCFS is not None:
             fd = os.open(self.directory, os.O_RDONLY)
             try:
@@ -272,16 +297,17 @@ class ReceiptStore:
                     return
             finally:
                 os.close(fd)
-        for path in {*self._unsynced, self.directory / HEAD}:
+        for path in {*files, self.directory / HEAD}:
             with contextlib.suppress(FileNotFoundError):
                 _fsync_path(path)
-        for folder in {p.parent for p in self._unsynced} | {self.directory}:
+        for folder in {p.parent for p in files} | {self.directory}:
             _fsync_path(folder)
 
     # -- recovery ----------------------------------------------------------------------------
     def _recover(self) -> None:
         """Continue the chain found on disk and turn every journalled record into its file."""
-        finals, intents = _read_journal(self.directory / JOURNAL)
+        segments = sorted(self.directory.glob(f"{JOURNAL}.*"), key=lambda p: int(p.suffix[1:] or 0))
+        finals, intents = _read_journal([*segments, self.directory / JOURNAL])
         head = self._read_head()
         if head is not None:
             self.tip_run_id, self.tip_hash, self.count = head["run_id"], head["hash"], head["count"]
@@ -299,8 +325,10 @@ class ReceiptStore:
                 self._write_file(*self._chain({**draft, "actions_taken": [_unknown_action(draft)]}))
         if self.count:
             self._write_head()
-        self._sync_files()
+        self._sync_files([])
         _atomic_write(self.directory / JOURNAL, b"")
+        for segment in segments:
+            segment.unlink()
 
     def _read_head(self) -> dict[str, Any] | None:
         path = self.directory / HEAD
@@ -331,13 +359,13 @@ def _unknown_action(draft: dict[str, Any]) -> dict[str, Any]:
             "output": dict(UNKNOWN_OUTCOME)}
 
 
-def _read_journal(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, dict[str, Any]]]:
+def _read_journal(paths: list[Path]) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, dict[str, Any]]]:
     finals: list[tuple[int, dict[str, Any]]] = []
     intents: dict[str, dict[str, Any]] = {}
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return finals, intents
+    raw = b""
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            raw += path.read_bytes() + b"\n"
     for line in raw.split(b"\n"):
         try:
             entry = json.loads(line)
