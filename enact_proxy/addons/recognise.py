@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 from mitmproxy import http
 
-from connectors.base import Refusal
+from connectors.base import HttpCall, Refusal
 from enact_proxy.addons._common import ACTIONS, CALL, PASSTHROUGH, REFUSAL, WIRE
-from enact_proxy.httpcall import call_from_flow, normalise_host
+from enact_proxy.httpcall import call_from_flow, normalise_host, normalise_path
 
 if TYPE_CHECKING:
     from enact_proxy.addons.enact import Enact
@@ -36,3 +36,18 @@ class Recognise:
             flow.metadata[REFUSAL] = refusal
         except Exception as exc:  # noqa: BLE001 - a recogniser bug refuses the request, never forwards it
             flow.metadata[REFUSAL] = Refusal(f"request could not be recognised: {type(exc).__name__}: {exc}")
+        if CALL not in flow.metadata:
+            # The request could not be read (body too large or undecodable, override header, ...):
+            # the refusal still goes out in the vendor's error shape, which needs the method and path.
+            flow.metadata[CALL] = _bare_call(flow)
+
+
+def _bare_call(flow: http.HTTPFlow) -> HttpCall:
+    """The call without its body, for shaping a refusal only (never judged or forwarded)."""
+    request = flow.request
+    raw_path = request.path.split("?", 1)[0]
+    try:
+        path = normalise_path(raw_path)
+    except Refusal:
+        path = "/"
+    return HttpCall(method=request.method.upper(), host=normalise_host(request.host), path=path, raw_path=raw_path)
