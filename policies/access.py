@@ -28,11 +28,13 @@ def require_actor_role(roles: list[str]):  # type: ignore[no-untyped-def]
 
 
 def _written_fields(payload: dict[str, Any]) -> Iterable[str]:
-    """Field names a write touches: HubSpot properties, SQL columns, and top-level payload keys."""
+    """Field names a write touches: top-level payload keys, HubSpot properties, SQL columns, and a
+    library-mode workflow's ``row``/``values`` mappings."""
     yield from payload.keys()
-    properties = payload.get("properties")
-    if isinstance(properties, dict):
-        yield from properties.keys()
+    for nested in ("properties", "row", "values"):
+        fields = payload.get(nested)
+        if isinstance(fields, dict):
+            yield from fields.keys()
     columns = payload.get("columns")
     if isinstance(columns, (list, tuple)):
         yield from (c for c in columns if isinstance(c, str))
