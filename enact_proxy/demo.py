@@ -109,7 +109,7 @@ def _start_postgres(stack: contextlib.ExitStack) -> Any:
         return None
     import psycopg
 
-    with psycopg.connect(**database.connect_kwargs(), autocommit=True) as conn:
+    with psycopg.connect(database.url(), autocommit=True) as conn:
         conn.execute("CREATE TABLE crm_contacts (id serial PRIMARY KEY, email text, company text, phone text)")
         conn.execute("CREATE ROLE agent LOGIN")
         conn.execute("GRANT ALL ON crm_contacts, crm_contacts_id_seq TO agent")

@@ -141,7 +141,7 @@ def postgres_steps(url: str, contractor_url: str | None) -> None:
         attempt("psycopg: DELETE FROM crm_contacts (no WHERE)", "BLOCK",
                 lambda: conn.execute("DELETE FROM crm_contacts").statusmessage or "ok")
         attempt("psycopg: SELECT count(*)", "PASS",
-                lambda: f"{conn.execute('SELECT count(*) FROM crm_contacts').fetchone()[0]} row(s)")
+                lambda: f"{(conn.execute('SELECT count(*) FROM crm_contacts').fetchone() or [0])[0]} row(s)")
     if contractor_url:
         with psycopg.connect(contractor_url, autocommit=True) as conn:
             attempt("psycopg as contractor: UPDATE crm_contacts SET email", "BLOCK", lambda: conn.execute(
