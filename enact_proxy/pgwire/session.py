@@ -1,0 +1,556 @@
+"""One agent session after login: every statement judged, refused ones never reach the database.
+
+Agent -> upstream: each frontend message is handled by type. ``Query`` and ``Parse`` are classified and
+judged; a PASS is made durable (``engine.open``) before the message is forwarded; ``Bind`` / ``Execute``
+of a statement or portal the sidecar did not judge, or judged and refused, are refused. ``FunctionCall``
+is ``execute_sql``.
+
+A refusal is never answered by the sidecar on its own: it sends the upstream a statement that fails
+(a syntax error carrying a one-time token) in place of the refused one. So the upstream really is in
+the state PostgreSQL's own error handling leaves it in (a transaction block is failed and cannot
+commit; the rest of an extended-protocol batch is skipped until Sync, and its implicit transaction
+rolled back), and the answers reach the agent in order. The upstream's error for that statement is
+replaced by ``Blocked by Enact: ...`` (SQLSTATE 42501) whose detail names the receipt.
+
+Upstream -> agent: bytes are forwarded as they come, in whole messages; only CommandComplete,
+EmptyQueryResponse, PortalSuspended, FunctionCallResponse, ErrorResponse and ReadyForQuery are looked
+at, to close each opened receipt with its outcome (command tag and rows, or the server's error).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import struct
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from enact_proxy.engine import BLOCK_PREFIX, Engine, Verdict
+from enact_proxy.models import ActionRequest, ActionResult, Decision, RequestSummary
+from enact_proxy.pgwire.classify import SYSTEM, SqlParseError, classify
+from enact_proxy.pgwire.framing import DEFAULT_MAX_MESSAGE_SIZE, Framer
+from enact_proxy.pgwire.messages import (
+    ErrorResponse,
+    Flush,
+    Frame,
+    Parse,
+    ProtocolError,
+    Query,
+)
+
+log = logging.getLogger("enact.pgwire")
+
+READ_SIZE = 256 * 1024
+INSUFFICIENT_PRIVILEGE = "42501"
+_HEADER = struct.Struct("!ci")
+_I32 = struct.Struct("!i")
+_TRACKED = frozenset(b"CEIsVZ")
+NOT_FORWARDED = {"outcome": "not forwarded"}
+NOT_EXECUTED = {"outcome": "not executed: an earlier message of its batch failed"}
+UNKNOWN = {"outcome": "unknown"}
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A statement the agent parsed: its actions, and either its refusal or verdicts not yet used."""
+
+    actions: list[ActionRequest]
+    refusal: ErrorResponse | None = None
+    fresh: list[Verdict] | None = None
+
+
+@dataclass(slots=True)
+class Portal:
+    statement: Prepared
+    suspended: bool = False
+
+
+@dataclass(slots=True)
+class Pending:
+    """One forwarded execution (Query, Execute or FunctionCall) whose answer closes its receipts.
+
+    ``batch`` is the number of the ReadyForQuery that ends it; a Query collects every result until
+    then, an Execute ends at its first result.
+    """
+
+    batch: int
+    simple: bool
+    verdicts: list[Verdict]
+    tickets: list[Any]
+    portal: Portal | None = None
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Refusal:
+    """A refusal on its way: the upstream's error for the failing stand-in is replaced by ``error``."""
+
+    token: str
+    error: bytes
+    batch: int
+    simple: bool
+
+
+class NotDurable(Exception):
+    """An intent could not be made durable; ``opened`` are the run_ids whose receipts exist anyway."""
+
+    def __init__(self, opened: set[str]):
+        super().__init__("receipt could not be written")
+        self.opened = opened
+
+
+def refusal_error(verdicts: Sequence[Verdict], run_ids: Sequence[str] | None = None) -> ErrorResponse:
+    reasons: list[str] = []
+    for verdict in verdicts:
+        if verdict.decision is Decision.BLOCK and verdict.reason not in reasons:
+            reasons.append(verdict.reason)
+    ids = list(run_ids if run_ids is not None else [v.run_id for v in verdicts])
+    detail = ("receipt " if len(ids) == 1 else "receipts ") + ", ".join(ids)
+    return ErrorResponse.build(INSUFFICIENT_PRIVILEGE, BLOCK_PREFIX + "; ".join(reasons), detail=detail)
+
+
+def command_outcome(tag: str) -> dict[str, Any]:
+    """``INSERT 0 3`` -> {"command_tag": "INSERT 0 3", "rows": 3}."""
+    outcome: dict[str, Any] = {"command_tag": tag}
+    last = tag.rsplit(" ", 1)[-1]
+    if last.isdigit() and " " in tag:
+        outcome["rows"] = int(last)
+    return outcome
+
+
+def _cstrings(body: bytes, count: int) -> tuple[list[bytes], int]:
+    """The first ``count`` NUL-terminated fields of ``body`` and where the rest starts."""
+    fields, pos = [], 0
+    for _ in range(count):
+        end = body.find(b"\x00", pos)
+        if end < 0:
+            raise ProtocolError("string field without its terminating NUL")
+        fields.append(body[pos:end])
+        pos = end + 1
+    return fields, pos
+
+
+class Relay:
+    """The judged relay between one agent and its upstream connection."""
+
+    def __init__(self, engine: Engine, agent: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+                 upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter], framer: Framer,
+                 summary: RequestSummary, backlog: Sequence[Frame] = (), upstream_bytes: bytes = b"",
+                 max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE):
+        self.engine = engine
+        self.agent_reader, self.agent_writer = agent
+        self.up_reader, self.up_writer = upstream
+        self.framer = framer
+        self.summary = summary
+        self.backlog = list(backlog)
+        self.up_buffer = bytearray(upstream_bytes)
+        self.max_message_size = max_message_size
+        self.statements: dict[bytes, Prepared] = {}
+        self.portals: dict[bytes, Portal] = {}
+        self.pending: deque[Pending] = deque()
+        self.refusals: deque[Refusal] = deque()
+        self.skipping = False  # after a refusal in an extended-protocol batch, until its Sync
+        self.sent_batches = 0  # Syncs, Queries and FunctionCalls forwarded (each ends in ReadyForQuery)
+        self.seen_ready = 0
+        self._token_prefix = "enact_refused_" + secrets.token_hex(8) + "_"
+        self._token_count = 0
+
+    # ---- running ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        agent = asyncio.ensure_future(self._agent_to_upstream())
+        upstream = asyncio.ensure_future(self._upstream_to_agent())
+        try:
+            done, _ = await asyncio.wait({agent, upstream}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                exc = task.exception()
+                if exc is not None:
+                    raise exc
+        finally:
+            for task in (agent, upstream):
+                task.cancel()
+            for task in (agent, upstream):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            self._finish_all(UNKNOWN, None)
+
+    async def _agent_to_upstream(self) -> None:
+        frames = self.backlog
+        self.backlog = []
+        while True:
+            out: list[bytes] = []
+            for frame in frames:
+                if not await self._frontend(frame, out):
+                    if out:
+                        self.up_writer.write(b"".join(out))
+                    return
+            if out:
+                self.up_writer.write(b"".join(out))
+                await self.up_writer.drain()
+            data = await self.agent_reader.read(READ_SIZE)
+            if not data:
+                return
+            frames = self.framer.feed(data)
+
+    async def _upstream_to_agent(self) -> None:
+        buffer = self.up_buffer
+        while True:
+            if buffer:
+                chunk = self._scan(buffer)
+                if chunk:
+                    self.agent_writer.write(chunk)
+                    await self.agent_writer.drain()
+            data = await self.up_reader.read(READ_SIZE)
+            if not data:
+                return
+            buffer += data
+
+    # ---- upstream answers ---------------------------------------------------------------------
+
+    def _scan(self, buffer: bytearray) -> bytes:
+        """The whole messages at the front of ``buffer`` (removed from it), with refusals replaced."""
+        size, pos, last = len(buffer), 0, 0
+        parts: list[bytes] | None = None
+        while size - pos >= 5:
+            type_byte, length = _HEADER.unpack_from(buffer, pos)
+            if length < 4 or length > self.max_message_size:
+                raise ProtocolError(f"invalid message length {length} from the upstream")
+            end = pos + 1 + length
+            if end > size:
+                break
+            if type_byte[0] in _TRACKED:
+                replacement = self._backend(type_byte, bytes(buffer[pos + 5:end]))
+                if replacement is not None:
+                    parts = parts if parts is not None else []
+                    parts.append(bytes(buffer[last:pos]))
+                    parts.append(replacement)
+                    last = end
+            pos = end
+        if parts is None:
+            chunk = bytes(buffer[:pos])
+        else:
+            parts.append(bytes(buffer[last:pos]))
+            chunk = b"".join(parts)
+        del buffer[:pos]
+        return chunk
+
+    def _backend(self, type_byte: bytes, body: bytes) -> bytes | None:
+        if type_byte == b"Z":
+            self._ready()
+            return None
+        current = self.pending[0] if self.pending and self.pending[0].batch == self.seen_ready else None
+        if type_byte == b"E":
+            error = ErrorResponse.decode(body)
+            replacement = self._refusal_for(error)
+            if replacement is not None:
+                return replacement
+            if current is not None:
+                result = {"error": {"sqlstate": error.sqlstate, "message": error.message}}
+                self._result(current, result)
+            return None
+        if current is None:
+            return None
+        if type_byte == b"C":
+            self._result(current, command_outcome(body[:-1].decode("utf-8", "replace")))
+        elif type_byte == b"I":
+            self._result(current, {"command_tag": None, "empty_query": True})
+        elif type_byte == b"s":
+            if current.portal is not None:
+                current.portal.suspended = True
+            self._result(current, {"suspended": True})
+        elif type_byte == b"V":
+            self._result(current, {"function_result": True})
+        return None
+
+    def _refusal_for(self, error: ErrorResponse) -> bytes | None:
+        for refusal in self.refusals:
+            if refusal.batch != self.seen_ready:
+                continue
+            if refusal.simple or refusal.token in (error.message or ""):
+                self.refusals.remove(refusal)
+                return refusal.error
+        return None
+
+    def _result(self, pending: Pending, result: dict[str, Any]) -> None:
+        pending.results.append(result)
+        if not pending.simple:
+            self.pending.popleft()
+            self._close(pending)
+
+    def _ready(self) -> None:
+        ended = self.seen_ready
+        self.seen_ready += 1
+        while self.pending and self.pending[0].batch <= ended:
+            pending = self.pending.popleft()
+            if not pending.simple and not pending.results:
+                self._close_tickets(pending, False, NOT_EXECUTED)
+            else:
+                self._close(pending)
+        while self.refusals and self.refusals[0].batch <= ended:
+            self.refusals.popleft()
+
+    def _close(self, pending: Pending) -> None:
+        if not pending.tickets:
+            return
+        results = pending.results
+        errors = [r["error"] for r in results if "error" in r]
+        output = results[0] if len(results) == 1 else {"results": results}
+        self._close_tickets(pending, not errors, output)
+
+    def _close_tickets(self, pending: Pending, success: bool | None, output: dict[str, Any]) -> None:
+        for ticket, verdict in zip(pending.tickets, pending.verdicts, strict=False):
+            action = verdict.action
+            try:
+                self.engine.close(ticket, [ActionResult(action=action.full_name if action else "execute",
+                                                        system=SYSTEM, success=success, output=output)])
+            except Exception:  # noqa: BLE001 - the intent stays in the journal: "outcome unknown"
+                log.exception("could not close receipt %s", ticket.run_id)
+        pending.tickets = []
+
+    def _finish_all(self, output: dict[str, Any], success: bool | None) -> None:
+        while self.pending:
+            self._close_tickets(self.pending.popleft(), success, output)
+
+    # ---- agent messages -----------------------------------------------------------------------
+
+    async def _frontend(self, frame: Frame, out: list[bytes]) -> bool:
+        """Handle one agent message, appending what goes upstream to ``out``; False ends the session."""
+        kind = frame.type
+        if self.skipping:
+            if kind == b"S":
+                self.skipping = False
+                self._forward_batch_end(frame, out)
+            elif kind == b"X":
+                out.append(frame.encode())
+                return False
+            return True
+        if kind == b"Q":
+            await self._query(frame, out)
+        elif kind == b"P":
+            await self._parse(frame, out)
+        elif kind == b"B":
+            await self._bind(frame, out)
+        elif kind == b"E":
+            await self._execute(frame, out)
+        elif kind == b"S":
+            self._forward_batch_end(frame, out)
+        elif kind == b"C":
+            self._close_message(frame)
+            out.append(frame.encode())
+        elif kind in (b"D", b"H", b"d", b"c", b"f"):
+            out.append(frame.encode())
+        elif kind == b"F":
+            await self._function_call(frame, out)
+        elif kind == b"X":
+            out.append(frame.encode())
+            return False
+        else:
+            raise ProtocolError(f"unexpected frontend message type {kind!r}")
+        return True
+
+    def _forward_batch_end(self, frame: Frame, out: list[bytes]) -> None:
+        out.append(frame.encode())
+        self.sent_batches += 1
+
+    async def _query(self, frame: Frame, out: list[bytes]) -> None:
+        sql = Query.decode(frame.body).sql
+        verdicts = self._judge_sql(sql)
+        if not verdicts:
+            self.pending.append(Pending(self.sent_batches, True, [], []))
+            self._forward_batch_end(frame, out)
+            return
+        if not all(v.forwards for v in verdicts):
+            await self._refuse(verdicts, out, simple=True)
+            return
+        try:
+            tickets = await self._open(verdicts)
+        except NotDurable as exc:
+            await self._refuse(verdicts, out, simple=True, recorded=exc.opened)
+            return
+        self.pending.append(Pending(self.sent_batches, True, verdicts, tickets))
+        self._forward_batch_end(frame, out)
+
+    async def _parse(self, frame: Frame, out: list[bytes]) -> None:
+        (name,), _ = _cstrings(frame.body, 1)
+        parsed = Parse.decode(frame.body)
+        actions: list[ActionRequest] = []
+        try:
+            actions = self._classify(parsed.query)
+        except SqlParseError as exc:
+            verdicts = [self._unparsed(parsed.query, exc)]
+        else:
+            verdicts = self._judge(actions)
+        if not verdicts or all(v.forwards for v in verdicts):
+            self.statements[name] = Prepared(actions, fresh=verdicts or None)
+            out.append(frame.encode())
+            return
+        error = await self._refuse(verdicts, out, simple=False)
+        self.statements[name] = Prepared(actions, refusal=error)
+
+    async def _bind(self, frame: Frame, out: list[bytes]) -> None:
+        (portal_name, statement_name), _ = _cstrings(frame.body, 2)
+        statement = self.statements.get(statement_name)
+        if statement is None:
+            reason = f"prepared statement {statement_name.decode('utf-8', 'replace')!r} was not judged by Enact"
+            await self._refuse([self._refusal_verdict("Bind", reason)], out, simple=False)
+            return
+        if statement.refusal is not None:
+            self._inject(statement.refusal.encode(), out, simple=False)
+            return
+        self.portals[portal_name] = Portal(statement)
+        out.append(frame.encode())
+
+    async def _execute(self, frame: Frame, out: list[bytes]) -> None:
+        (portal_name,), rest = _cstrings(frame.body, 1)
+        if len(frame.body) - rest != 4:
+            raise ProtocolError("Execute has a bad length")
+        portal = self.portals.get(portal_name)
+        if portal is None:
+            reason = f"portal {portal_name.decode('utf-8', 'replace')!r} was not judged by Enact"
+            await self._refuse([self._refusal_verdict("Execute", reason)], out, simple=False)
+            return
+        statement = portal.statement
+        if portal.suspended or not statement.actions:
+            # Fetching more rows of a run already judged, or a statement that is no action.
+            self.pending.append(Pending(self.sent_batches, False, [], [], portal))
+            out.append(frame.encode())
+            return
+        verdicts = statement.fresh if statement.fresh is not None else self._judge(statement.actions)
+        statement.fresh = None
+        if not all(v.forwards for v in verdicts):
+            await self._refuse(verdicts, out, simple=False)
+            return
+        try:
+            tickets = await self._open(verdicts)
+        except NotDurable as exc:
+            await self._refuse(verdicts, out, simple=False, recorded=exc.opened)
+            return
+        self.pending.append(Pending(self.sent_batches, False, verdicts, tickets, portal))
+        out.append(frame.encode())
+
+    def _close_message(self, frame: Frame) -> None:
+        body = frame.body
+        if len(body) < 2 or body[-1] != 0:
+            raise ProtocolError("Close has a bad body")
+        name = body[1:-1]
+        if body[:1] == b"S":
+            self.statements.pop(name, None)
+        elif body[:1] == b"P":
+            self.portals.pop(name, None)
+        else:
+            raise ProtocolError("Close target must be 'S' or 'P'")
+
+    async def _function_call(self, frame: Frame, out: list[bytes]) -> None:
+        oid = _I32.unpack_from(frame.body)[0] if len(frame.body) >= 4 else None
+        if oid is None:
+            raise ProtocolError("FunctionCall without a function oid")
+        action = ActionRequest.model_construct(
+            system=SYSTEM, action="execute_sql", request=self.summary,
+            payload={"kind": "FunctionCall", "function_oid": oid & 0xFFFFFFFF, "statement": None, "tables": []})
+        verdicts = self._judge([action])
+        if not all(v.forwards for v in verdicts):
+            await self._refuse(verdicts, out, simple=True)
+            return
+        try:
+            tickets = await self._open(verdicts)
+        except NotDurable as exc:
+            await self._refuse(verdicts, out, simple=True, recorded=exc.opened)
+            return
+        self.pending.append(Pending(self.sent_batches, True, verdicts, tickets))
+        self._forward_batch_end(frame, out)
+
+    # ---- judging ------------------------------------------------------------------------------
+
+    def _classify(self, sql: str) -> list[ActionRequest]:
+        actions = classify(sql)
+        for action in actions:
+            action.request = self.summary
+        return actions
+
+    def _judge_sql(self, sql: str) -> list[Verdict]:
+        try:
+            actions = self._classify(sql)
+        except SqlParseError as exc:
+            return [self._unparsed(sql, exc)]
+        return self._judge(actions)
+
+    def _unparsed(self, sql: str, exc: SqlParseError) -> Verdict:
+        action = ActionRequest.model_construct(
+            system=SYSTEM, action="execute_sql", request=self.summary,
+            payload={"kind": "unparsed", "statement": sql, "tables": [], "reason": "parse_error"})
+        return self.engine.refuse(action, f"statement does not parse: {exc.reason}")
+
+    def _refusal_verdict(self, kind: str, reason: str) -> Verdict:
+        action = ActionRequest.model_construct(
+            system=SYSTEM, action="execute_sql", request=self.summary,
+            payload={"kind": kind, "statement": None, "tables": [], "reason": "unjudged"})
+        return self.engine.refuse(action, reason)
+
+    def _judge(self, actions: list[ActionRequest]) -> list[Verdict]:
+        """Every action judged; in enforce mode one refusal refuses the whole statement (or Query)."""
+        engine = self.engine
+        try:
+            verdicts = [engine.judge(action, {}) for action in actions]
+        except Exception as exc:  # noqa: BLE001 - a policy that fails refuses
+            return [engine.refuse(action, f"policy evaluation failed: {type(exc).__name__}: {exc}")
+                    for action in actions]
+        if len(verdicts) > 1 and engine.mode == "enforce":
+            refused = next((v for v in verdicts if v.decision is Decision.BLOCK), None)
+            if refused is not None:
+                name = refused.action.full_name if refused.action else "?"
+                for verdict in verdicts:
+                    if verdict.decision is Decision.PASS:
+                        verdict.blocked(f"refused with the rest of its statements ({name} was refused: "
+                                        f"{refused.reason})")
+        return verdicts
+
+    async def _open(self, verdicts: list[Verdict]) -> list[Any]:
+        """Durable intents for every verdict; :class:`NotDurable` (all then BLOCK) when any cannot be written."""
+        futures = [self.engine.open(v) for v in verdicts]
+        tickets: list[Any] = []
+        failure: BaseException | None = None
+        for future in futures:
+            try:
+                tickets.append(await asyncio.wrap_future(future))
+            except Exception as exc:  # noqa: BLE001 - no receipt, no action
+                failure = failure or exc
+        if failure is None:
+            return tickets
+        for ticket in tickets:
+            verdict = next(v for v in verdicts if v.run_id == ticket.run_id)
+            self._close_tickets(Pending(0, True, [verdict], [ticket]), False, NOT_FORWARDED)
+        reason = f"receipt could not be written: {failure}"
+        for verdict in verdicts:
+            verdict.blocked(reason)
+        raise NotDurable({t.run_id for t in tickets})
+
+    async def _refuse(self, verdicts: list[Verdict], out: list[bytes], *, simple: bool,
+                      recorded: frozenset[str] | set[str] = frozenset()) -> ErrorResponse:
+        """Write the BLOCK receipts (those not ``recorded`` already), then stand a failing statement in."""
+        blocked = [v for v in verdicts if v.decision is Decision.BLOCK]
+        for verdict in blocked:
+            if verdict.run_id not in recorded:
+                try:
+                    await asyncio.wrap_future(self.engine.record(verdict))
+                except Exception:  # noqa: BLE001 - refused either way; the journal keeps what it can
+                    log.exception("could not write the receipt of refused %s", verdict.run_id)
+        error = refusal_error(blocked or verdicts)
+        self._inject(error.encode(), out, simple=simple)
+        return error
+
+    def _inject(self, error: bytes, out: list[bytes], *, simple: bool) -> None:
+        self._token_count += 1
+        token = f"{self._token_prefix}{self._token_count}"
+        self.refusals.append(Refusal(token, error, self.sent_batches, simple))
+        if simple:
+            out.append(Query(token).encode())
+            self.sent_batches += 1
+        else:
+            # Flush: the client may be waiting for this answer before it sends its Sync (asyncpg).
+            out.append(Parse("", token).encode())
+            out.append(Flush().encode())
+            self.skipping = True
