@@ -14,7 +14,7 @@ from mitmproxy import connection
 from mitmproxy.proxy import server_hooks
 from mitmproxy.test import taddons, tflow, tutils
 
-from enact_proxy.addons import Enact
+from enact_proxy.addons import Decide, Egress, Enact, Recognise, Record
 from enact_proxy.config import load_config
 from enact_proxy.sidecar import Sidecar
 
@@ -65,9 +65,16 @@ def flow(method: str, host: str, path: str, body: Any = b"", headers: dict[str, 
     return f
 
 
+def parts(enact: Enact) -> tuple[Egress, Recognise, Decide, Record]:
+    egress, recognise, decide, record = enact.addons
+    assert isinstance(egress, Egress) and isinstance(recognise, Recognise)
+    assert isinstance(decide, Decide) and isinstance(record, Record)
+    return egress, recognise, decide, record
+
+
 def run(enact: Enact, f: Any) -> Any:
     """The request hooks in proxy order, as mitmproxy would call them."""
-    egress, recognise, decide, _record = enact.addons
+    egress, recognise, decide, _record = parts(enact)
 
     async def go() -> None:
         with taddons.context(enact):
@@ -96,7 +103,7 @@ def test_a_pass_is_forwarded_to_the_upstream_with_the_sidecar_credential(make_si
     assert "x-enact-decision" not in f.request.headers
     f.response = tutils.tresp(status_code=201, content=json.dumps({"ref": "refs/heads/agent/x"}).encode(),
                               headers=tutils.http.Headers([(b"content-type", b"application/json")]))
-    enact.addons[3].response(f)
+    parts(enact)[3].response(f)
     assert f.response.headers["X-Enact-Decision"] == "PASS"
     (receipt,) = receipts(sidecar)
     assert receipt["run_id"] == f.response.headers["X-Enact-Receipt"]
@@ -124,7 +131,7 @@ def test_shadow_mode_forwards_and_marks_the_would_be_block(make_sidecar: Any) ->
     f = run(enact, flow("PATCH", "api.github.com", "/repos/acme/app/git/refs/heads/main", {"sha": MAIN_SHA}))
     assert f.response is None and f.request.host == "127.0.0.1"
     f.response = tutils.tresp(status_code=200)
-    enact.addons[3].response(f)
+    parts(enact)[3].response(f)
     assert f.response.headers["X-Enact-Decision"] == "BLOCK"
     assert f.response.headers["X-Enact-Mode"] == "shadow"
     (receipt,) = receipts(sidecar)
@@ -164,12 +171,12 @@ def test_host_header_and_sni_must_agree(make_sidecar: Any) -> None:
 def test_egress_to_an_unknown_host_is_refused_at_connect(make_sidecar: Any) -> None:
     sidecar = make_sidecar()
     enact = Enact(sidecar=sidecar)
-    f = tflow.tflow(req=tutils.treq(method=b"CONNECT", host="evil.example.com", port=443, path=b"",
+    f: Any = tflow.tflow(req=tutils.treq(method=b"CONNECT", host="evil.example.com", port=443, path=b"",
                                     authority=b"evil.example.com:443"))
 
     async def go() -> None:
         with taddons.context(enact):
-            await enact.addons[0].http_connect(f)
+            await parts(enact)[0].http_connect(f)
 
     asyncio.run(go())
     assert f.response.status_code == 403 and f.response.headers["X-Enact-Decision"] == "BLOCK"
@@ -180,12 +187,12 @@ def test_egress_to_an_unknown_host_is_refused_at_connect(make_sidecar: Any) -> N
 
 def test_passthrough_connect_is_not_refused(make_sidecar: Any) -> None:
     enact = Enact(sidecar=make_sidecar())
-    f = tflow.tflow(req=tutils.treq(method=b"CONNECT", host="api.openai.com", port=443, path=b"",
+    f: Any = tflow.tflow(req=tutils.treq(method=b"CONNECT", host="api.openai.com", port=443, path=b"",
                                     authority=b"api.openai.com:443"))
 
     async def go() -> None:
         with taddons.context(enact):
-            await enact.addons[0].http_connect(f)
+            await parts(enact)[0].http_connect(f)
 
     asyncio.run(go())
     assert f.response is None and f.metadata["enact.passthrough"] is True
@@ -203,5 +210,5 @@ def test_server_connect_dials_only_upstreams_and_passthrough(make_sidecar: Any, 
     server = connection.Server(address=address)
     data = server_hooks.ServerConnectionHookData(server=server, client=tflow.tclient_conn())
     with taddons.context(enact):
-        enact.addons[0].server_connect(data)
+        parts(enact)[0].server_connect(data)
     assert (server.error is None) is allowed

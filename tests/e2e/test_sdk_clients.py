@@ -79,7 +79,8 @@ def test_hubspot_sdk_create_then_duplicate_raises_forbidden(both: RunningSidecar
     client = HubSpot(access_token="agent-token", proxy=both.proxy_url, ssl_ca_cert=str(both.ca))
     created = client.crm.contacts.basic_api.create(
         SimplePublicObjectInputForCreate(properties={"email": "sdk@acme.com", "firstname": "Sam"}))
-    assert created.id and hubspot.find_contact("sdk@acme.com")["id"] == created.id
+    stored = hubspot.find_contact("sdk@acme.com")
+    assert created.id and stored is not None and stored["id"] == created.id
     with pytest.raises(ForbiddenException) as refused:
         client.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties={"email": "SDK@acme.com "}))
     assert refused.value.status == 403
