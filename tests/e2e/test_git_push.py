@@ -216,18 +216,21 @@ def test_repository_url_without_git_suffix(sidecar: RunningSidecar, clone: Calla
     assert push["payload"]["repo"] == "app" and push["request"]["path"] == "/acme/app/git-receive-pack"
 
 
+@pytest.mark.parametrize("http_version", ["HTTP/2", "HTTP/1.1"])
 def test_chunked_large_push_passes_after_probe(sidecar: RunningSidecar, clone: Callable[..., Agent],
-                                               git_server: SandboxGitServer) -> None:
+                                               git_server: SandboxGitServer, http_version: str) -> None:
     agent = clone()
     agent.git("config", "http.postBuffer", "1024")
-    agent.git("checkout", "--quiet", "-b", "agent/chunked")
+    agent.git("config", "http.version", http_version)
+    branch = f"agent/chunked-{http_version[5:]}"
+    agent.git("checkout", "--quiet", "-b", branch)
     tip = agent.commit("bulky", {"blob.bin": os.urandom(48 * 1024).hex()})
     before = receipt_ids(sidecar)
 
-    done = agent.push("agent/chunked")
+    done = agent.push(branch)
 
     assert done.returncode == 0, done.stderr
-    assert git_server.refs("acme", "app")["refs/heads/agent/chunked"] == tip
+    assert git_server.refs("acme", "app")[f"refs/heads/{branch}"] == tip
     push = by_action(push_receipts(sidecar, before, 2))["github.push_commit"]
     assert push["payload"]["files"] == ["blob.bin"]
     probes = [r for r in sidecar.receipts() if r["run_id"] not in before and r["payload"].get("probe")]
