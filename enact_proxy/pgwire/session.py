@@ -93,6 +93,7 @@ class Refusal:
     error: bytes
     batch: int
     simple: bool
+    verdicts: list[Verdict]  # their BLOCK receipts are written once the refusal's turn comes
 
 
 class NotDurable(Exception):
@@ -177,6 +178,8 @@ class Relay:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             self._finish_all(UNKNOWN, None)
+            while self.refusals:
+                self._record(self.refusals.popleft())
 
     async def _agent_to_upstream(self) -> None:
         frames = self.backlog
@@ -272,6 +275,7 @@ class Relay:
                 continue
             if refusal.simple or refusal.token in (error.message or ""):
                 self.refusals.remove(refusal)
+                self._record(refusal)
                 return refusal.error
         return None
 
@@ -291,7 +295,7 @@ class Relay:
             else:
                 self._close(pending)
         while self.refusals and self.refusals[0].batch <= ended:
-            self.refusals.popleft()
+            self._record(self.refusals.popleft())  # an earlier error in its batch answered for it
 
     def _close(self, pending: Pending) -> None:
         if not pending.tickets:
@@ -530,22 +534,27 @@ class Relay:
 
     async def _refuse(self, verdicts: list[Verdict], out: list[bytes], *, simple: bool,
                       recorded: frozenset[str] | set[str] = frozenset()) -> ErrorResponse:
-        """Write the BLOCK receipts (those not ``recorded`` already), then stand a failing statement in."""
+        """Stand a failing statement in for the refused one; its BLOCK receipts follow in answer order."""
         blocked = [v for v in verdicts if v.decision is Decision.BLOCK]
-        for verdict in blocked:
-            if verdict.run_id not in recorded:
-                try:
-                    await asyncio.wrap_future(self.engine.record(verdict))
-                except Exception:  # noqa: BLE001 - refused either way; the journal keeps what it can
-                    log.exception("could not write the receipt of refused %s", verdict.run_id)
         error = refusal_error(blocked or verdicts)
-        self._inject(error.encode(), out, simple=simple)
+        self._inject(error.encode(), out, simple=simple,
+                     verdicts=[v for v in blocked if v.run_id not in recorded])
         return error
 
-    def _inject(self, error: bytes, out: list[bytes], *, simple: bool) -> None:
+    def _record(self, refusal: Refusal) -> None:
+        # Written when the upstream answers the stand-in, so receipts keep the order of the answers
+        # (an earlier statement of the same pipeline closes its receipt first).
+        for verdict in refusal.verdicts:
+            try:
+                self.engine.record(verdict)
+            except Exception:  # noqa: BLE001 - refused either way
+                log.exception("could not write the receipt of refused %s", verdict.run_id)
+        refusal.verdicts = []
+
+    def _inject(self, error: bytes, out: list[bytes], *, simple: bool, verdicts: list[Verdict] | None = None) -> None:
         self._token_count += 1
         token = f"{self._token_prefix}{self._token_count}"
-        self.refusals.append(Refusal(token, error, self.sent_batches, simple))
+        self.refusals.append(Refusal(token, error, self.sent_batches, simple, verdicts or []))
         if simple:
             out.append(Query(token).encode())
             self.sent_batches += 1

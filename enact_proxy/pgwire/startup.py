@@ -38,7 +38,7 @@ def startup_refusal(params: dict[str, str]) -> str | None:
 
 def _setting_refusal(name: str, value: str) -> str | None:
     if name == "client_encoding":
-        if value.strip().lower() in _UTF8:
+        if value.strip().strip("'\"").lower() in _UTF8:
             return None
         return f"client_encoding {value!r} is not allowed through Enact (use UTF8)"
     if name in HARMLESS_SETTINGS:
