@@ -47,7 +47,7 @@ def max_files_per_commit(max_files: int = 20):  # type: ignore[no-untyped-def]
 
     def max_files_per_commit(ctx: WorkflowContext) -> PolicyResult:
         name = "max_files_per_commit"
-        if ctx.action not in (None, "push_commit"):
+        if ctx.action not in (None, "push_commit", "push_tag"):
             return passed(name, "not a commit push")
         for sha, files in _commits(ctx.payload):
             if len(files) > max_files:

@@ -54,6 +54,6 @@ def test_each_kind_of_ref_update() -> None:
     ]
     assert actions[2].payload["force"] is True and actions[2].payload["branch"] == "main"
     assert actions[3].payload == {"owner": "acme", "repo": "app", "branch": "old"}
-    assert actions[5].payload == {"owner": "acme", "repo": "app", "tag": "v1", "sha": A}
+    assert actions[5].payload == {"owner": "acme", "repo": "app", "tag": "v1", "sha": A, "files": [], "commits": []}
     assert actions[6].payload == {"owner": "acme", "repo": "app", "ref": "refs/notes/commits"}
     assert actions_for_push(req, analysis, "acme", "app", WHERE) == actions

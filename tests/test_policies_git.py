@@ -108,3 +108,14 @@ def test_require_branch_prefix_uses_configured_prefix():
     policy = require_branch_prefix(prefix="bot-")
     assert policy(make_context("github.create_branch", {"branch": "bot-1"})).passed
     assert not policy(make_context("github.create_branch", {"branch": "agent/1"})).passed
+
+
+def test_max_files_per_commit_judges_commits_a_tag_push_carries() -> None:
+    from policies.git import max_files_per_commit
+    from tests.conftest import make_context
+
+    policy = max_files_per_commit(max_files=20)
+    payload = {"tag": "v1", "commits": [{"sha": "abc", "files": [f"f{i}" for i in range(25)]}]}
+    result = policy(make_context("github.push_tag", payload))
+    assert not result.passed
+    assert "changes 25 files (max 20)" in result.reason

@@ -36,7 +36,8 @@ def _ref_actions(item: RefAnalysis, owner: str, repo: str) -> list[tuple[str, di
     if cmd.ref.startswith(_TAGS):
         payload = {**base, "tag": cmd.ref[len(_TAGS) :]}
         if not cmd.is_delete:
-            payload["sha"] = cmd.new
+            # A tag can carry commits no branch has yet: they are judged like any pushed commit.
+            payload.update(sha=cmd.new, files=item.files, commits=_commits_payload(item))
         return [("push_tag", payload)]
     return [("unknown", {**base, "ref": cmd.ref})]
 
