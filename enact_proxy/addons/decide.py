@@ -44,8 +44,11 @@ class Decide:
         if refusal is not None:
             verdicts = [engine.refuse(refusal.action or _unrecognised(wire.system, flow), refusal.reason)]
             status = refusal.status
-        else:
+        elif call is not None:
             verdicts = await asyncio.to_thread(_judge_all, engine, wire, call, flow.metadata[ACTIONS])
+            status = 403
+        else:  # recognised without a call cannot happen; refuse rather than guess
+            verdicts = [engine.refuse(_unrecognised(wire.system, flow), "request was not recognised")]
             status = 403
         flow.metadata[VERDICTS] = verdicts
         if all(v.forwards for v in verdicts):
@@ -78,7 +81,8 @@ class Decide:
             request.path = upstream.path_prefix.rstrip("/") + request.path
         for name, value in wire.credential_headers(call).items():
             request.headers[name] = value
-        if request.raw_content and "content-length" not in request.headers and "transfer-encoding" not in request.headers:
+        framed = "content-length" in request.headers or "transfer-encoding" in request.headers
+        if request.raw_content and not framed:
             # An HTTP/2 body without content-length (git's chunked push) would reach an HTTP/1 upstream empty.
             request.headers["content-length"] = str(len(request.raw_content))
 
