@@ -101,19 +101,30 @@ class Repo:
 
 
 _GRAPHQL_SCHEMA = build_schema("""
+interface Node { id: ID! }
 type Query {
   viewer: User!
   repository(owner: String!, name: String!): Repository
+  nodes(ids: [ID!]!): [Node]!
 }
 type User { login: String!, id: ID! }
-type Repository {
+type Repository implements Node {
   id: ID!
   name: String!
   nameWithOwner: String!
+  owner: User!
   defaultBranchRef: Ref
   ref(qualifiedName: String!): Ref
 }
-type Ref { id: ID!, name: String!, prefix: String!, target: Commit }
+type Ref implements Node { id: ID!, name: String!, prefix: String!, target: Commit, repository: Repository! }
+type PullRequest implements Node {
+  id: ID!
+  number: Int!
+  baseRefName: String!
+  headRefName: String!
+  repository: Repository!
+  headRepository: Repository
+}
 type Commit { oid: String! }
 type Mutation {
   createRef(input: CreateRefInput!): CreateRefPayload
@@ -318,16 +329,40 @@ class _GraphQLRoot:
             head, _, short = qualified.rpartition("/")
             prefix = f"{head}/"
         ref_id = "REF_" + base64.b64encode(f"{repo.full_name}:{qualified}".encode()).decode()
-        return {"id": ref_id, "name": short, "prefix": prefix, "target": {"oid": sha}}
+        return {"__typename": "Ref", "id": ref_id, "name": short, "prefix": prefix, "target": {"oid": sha},
+                "repository": lambda _info: self._repo_node(repo)}
 
     def _repo_node(self, repo: Repo) -> dict[str, Any]:
         return {
+            "__typename": "Repository",
             "id": repo.node_id,
             "name": repo.name,
             "nameWithOwner": repo.full_name,
+            "owner": {"login": repo.owner, "id": f"U_{repo.owner}"},
             "defaultBranchRef": self._ref_node(repo, f"refs/heads/{repo.default_branch}"),
             "ref": lambda _info, qualifiedName: self._ref_node(repo, qualifiedName),
         }
+
+    def nodes(self, _info: Any, ids: list[str]) -> list[dict[str, Any] | None]:
+        return [self._node(node_id) for node_id in ids]
+
+    def _node(self, node_id: str) -> dict[str, Any] | None:
+        try:
+            if node_id.startswith("REF_"):
+                repo, qualified = self._ref_by_node(node_id)
+                return self._ref_node(repo, qualified)
+            if node_id.startswith("R_"):
+                return self._repo_node(self._repo_by_node(node_id))
+        except _GraphQLFailure:
+            return None
+        if node_id.startswith("PR_") and node_id[3:].isdigit():
+            for repo in self._sandbox._repos.values():
+                pull = repo.pulls.get(int(node_id[3:]))
+                if pull is not None:
+                    return {"__typename": "PullRequest", "id": node_id, "number": pull["number"],
+                            "baseRefName": pull["base"]["ref"], "headRefName": pull["head"]["ref"],
+                            "repository": self._repo_node(repo), "headRepository": self._repo_node(repo)}
+        return None
 
     def _repo_by_node(self, node_id: str) -> Repo:
         for repo in self._sandbox._repos.values():
