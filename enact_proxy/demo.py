@@ -193,8 +193,7 @@ def _verify(*sidecars: SidecarProcess | None) -> None:
         state = "signatures and hash chain verified" if report.ok else f"{len(report.problems)} PROBLEM(S)"
         _say(f"receipts: {sidecar.receipts_dir} ({report.checked}, {state})")
         _say(f"  enact-proxy receipts list --dir {sidecar.receipts_dir}")
-        _say(f"  ENACT_RECEIPT_KEY=... or: enact-proxy receipts verify --dir {sidecar.receipts_dir} "
-             f"--certs-dir {sidecar.directory / 'certs'}")
+        _say(f"  enact-proxy receipts verify --dir {sidecar.receipts_dir} --certs-dir {sidecar.directory / 'certs'}")
 
 
 def _keep_running(sidecar: SidecarProcess) -> None:
