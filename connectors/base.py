@@ -14,9 +14,13 @@ A connector module in this package (``connectors/<system>.py``) defines:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
+from urllib.parse import urlsplit
+
+import requests
 
 from enact_proxy.models import ActionRequest
 
@@ -108,3 +112,72 @@ class Wire(Protocol):
     def lookup_systems(self, call: HttpCall) -> dict[str, Any]:
         """Connectors policies may query for this call (same credential as the forward)."""
         ...
+
+
+# --- helpers every HTTP connector shares -----------------------------------------------------
+
+
+def json_value(call: HttpCall) -> Any:
+    """The body as strict JSON (an empty body is ``{}``); anything else refuses the call.
+
+    Duplicate keys and NaN/Infinity are refused: parsers disagree on which duplicate wins, and
+    judging one value while the vendor uses another is a bypass.
+    """
+    if not call.body.strip():
+        return {}
+    try:
+        text = call.body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Refusal(f"body is not valid JSON: not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
+    except ValueError as exc:
+        raise Refusal(f"body is not valid JSON: {exc}") from exc
+
+
+def json_object(call: HttpCall) -> dict[str, Any]:
+    value = json_value(call)
+    if not isinstance(value, dict):
+        raise Refusal("body is not valid JSON: expected a JSON object")
+    return value
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_upstream(url: str) -> Upstream:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"upstream {url!r} is not an http(s) URL")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return Upstream(scheme=parts.scheme, host=parts.hostname, port=port, path_prefix=parts.path.rstrip("/"))
+
+
+def direct_session(environ: Mapping[str, str]) -> requests.Session:
+    """Lookups dial the upstream directly, as forwards do: never through a proxy from the environment
+    (which may be this sidecar). A CA bundle named in the environment is still honoured."""
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = environ.get("REQUESTS_CA_BUNDLE") or environ.get("CURL_CA_BUNDLE") or True
+    return session
+
+
+def error_message(response: requests.Response) -> str:
+    """The vendor's own error message (both vendors put it in ``message``), else the reason phrase."""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.reason or "error"
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return data["message"][:300]
+    return response.reason or "error"

@@ -27,13 +27,22 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 from pydantic import BaseModel, ConfigDict
 
 from connectors import graphql_ops
-from connectors.base import HttpAnswer, HttpCall, Refusal, Upstream
+from connectors.base import (
+    HttpAnswer,
+    HttpCall,
+    Refusal,
+    Upstream,
+    direct_session,
+    error_message,
+    json_object,
+    parse_upstream,
+)
 from enact_proxy.models import ActionRequest, RequestSummary
 
 SYSTEM = "github"
@@ -228,7 +237,7 @@ class GitHubConnector:
             raise GitHubError(f"GitHub {method} {path} failed: {type(exc).__name__}") from exc
         if response.status_code >= 400:
             raise GitHubError(
-                f"GitHub {method} {path} answered {response.status_code}: {_error_message(response)}",
+                f"GitHub {method} {path} answered {response.status_code}: {error_message(response)}",
                 status=response.status_code,
             )
         if not response.content:
@@ -291,9 +300,9 @@ class Wire:
                     f"systems.github.token_env names {config.token_env}, but that variable is not set"
                 )
             self._token = token
-        self._api_upstream = _parse_upstream(config.upstream)
-        self._git_upstream = _parse_upstream(config.git_upstream)
-        self._lookup_session = _direct_session(environ)
+        self._api_upstream = parse_upstream(config.upstream)
+        self._git_upstream = parse_upstream(config.git_upstream)
+        self._lookup_session = direct_session(environ)
         #: ``(call, owner, repo) -> actions`` for ``POST .../git-receive-pack``; raises Refusal.
         self.git_push_recogniser: GitPushRecogniser = git_push_recogniser or _unavailable_git_push
         #: ``(call, message, status) -> answer`` in git's report-status shape for a refused push.
@@ -397,12 +406,12 @@ class Wire:
         method = call.method
         where = {"owner": owner, "repo": repo}
         if rest == ["git", "refs"] and method == "POST":
-            body = _json_object(call)
+            body = json_object(call)
             return [_new_ref(where, body.get("ref"), body.get("sha"))]
         if rest[:2] == ["git", "refs"] and len(rest) > 2 and method in ("PATCH", "DELETE"):
             ref = "/".join(rest[2:])
             ref = ref[len("refs/"):] if ref.startswith("refs/") else ref
-            body = _json_object(call) if method == "PATCH" else {}
+            body = json_object(call) if method == "PATCH" else {}
             force = body.get("force") not in (None, False)  # anything GitHub might read as true
             if ref.startswith("heads/"):
                 branch = ref[len("heads/"):]
@@ -415,28 +424,28 @@ class Wire:
                                       "delete": method == "DELETE"})]
             return []
         if rest[:1] == ["contents"] and len(rest) > 1 and method in ("PUT", "DELETE"):
-            body = _json_object(call)
+            body = json_object(call)
             named = _existing_branch(body.get("branch"))
             on_default = named is None
             target = self._default_branch(call, owner, repo) if named is None else named
             return [("push_commit", {**where, "branch": target, "files": ["/".join(rest[1:])], "force": False,
                                      "default_branch": on_default})]
         if rest == ["merges"] and method == "POST":
-            body = _json_object(call)
+            body = json_object(call)
             return [("push_commit", {**where, "branch": _existing_branch(body.get("base")), "files": None,
                                      "force": False, "head": body.get("head")})]
         if rest == ["merge-upstream"] and method == "POST":
-            body = _json_object(call)
+            body = json_object(call)
             return [("push_commit", {**where, "branch": _existing_branch(body.get("branch")), "files": None,
                                      "force": False})]
         if len(rest) >= 3 and rest[0] == "branches" and rest[-1] == "rename" and method == "POST":
-            body = _json_object(call)
+            body = json_object(call)
             old = "/".join(rest[1:-1])
             return [("delete_branch", {**where, "branch": old}),
                     ("create_branch", {**where, "branch": _branch_name(body.get("new_name")), "sha": None,
                                        "renamed_from": old})]
         if rest == ["pulls"] and method == "POST":
-            body = _json_object(call)
+            body = json_object(call)
             head, head_owner = _split_head(body.get("head"))
             payload = {**where, "head": head, "base": _branch_name(body.get("base")), "title": body.get("title")}
             if head_owner is not None:
@@ -445,18 +454,18 @@ class Wire:
         if len(rest) == 3 and rest[0] == "pulls" and rest[1].isdigit() and method == "PUT":
             number = int(rest[1])
             if rest[2] == "merge":
-                _json_object(call)
+                json_object(call)
                 pull = self._pull(call, owner, repo, number)
                 return [("merge_pr", {**where, "number": number, "base": pull["base"], "head": pull["head"]})]
             if rest[2] == "update-branch":
-                _json_object(call)
+                json_object(call)
                 pull = self._pull(call, owner, repo, number)
                 return [("push_commit", {"owner": pull["head_owner"] or owner, "repo": pull["head_repo"] or repo,
                                          "branch": pull["head"], "files": None, "force": False,
                                          "number": number})]
             return []
         if rest == ["issues"] and method == "POST":
-            body = _json_object(call)
+            body = json_object(call)
             return [("create_issue", {**where, "title": body.get("title")})]
         return []
 
@@ -551,7 +560,7 @@ def _recognise_graphql(call: HttpCall) -> list[Found]:
         return graphql_ops.analyse(document, variables)
     if call.method != "POST":
         return []
-    body = _json_object(call)
+    body = json_object(call)
     return graphql_ops.analyse(body.get("query"), body.get("variables"))
 
 
@@ -654,34 +663,7 @@ def _repo_path(owner: str, repo: str) -> str:
     return f"/repos/{quote(owner, safe='')}/{quote(repo, safe='')}"
 
 
-def _json_object(call: HttpCall) -> dict[str, Any]:
-    if not call.body.strip():
-        return {}
-    try:
-        text = call.body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Refusal(f"body is not valid JSON: not UTF-8 ({exc.reason} at byte {exc.start})") from exc
-    try:
-        value = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
-    except ValueError as exc:
-        raise Refusal(f"body is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise Refusal("body is not valid JSON: expected a JSON object")
-    return value
 
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # Parsers disagree on which duplicate wins; judging one value while GitHub uses another is a bypass.
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _agent_token(headers: Mapping[str, str]) -> str | None:
@@ -701,32 +683,7 @@ def _agent_token(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-def _direct_session(environ: Mapping[str, str]) -> requests.Session:
-    """Lookups dial the upstream directly, as forwards do: never through a proxy from the environment
-    (which may be this sidecar). A CA bundle named in the environment is still honoured."""
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = environ.get("REQUESTS_CA_BUNDLE") or environ.get("CURL_CA_BUNDLE") or True
-    return session
-
-
-def _parse_upstream(url: str) -> Upstream:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"upstream {url!r} is not an http(s) URL")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return Upstream(scheme=parts.scheme, host=parts.hostname, port=port, path_prefix=parts.path.rstrip("/"))
 
 
 def _dump(value: Any) -> bytes:
     return json.dumps(value).encode("utf-8")
-
-
-def _error_message(response: requests.Response) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        return response.reason or "error"
-    if isinstance(data, dict) and isinstance(data.get("message"), str):
-        return data["message"][:300]
-    return response.reason or "error"

@@ -27,12 +27,21 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import requests
 from pydantic import BaseModel, ConfigDict
 
-from connectors.base import HttpAnswer, HttpCall, Refusal, Upstream
+from connectors.base import (
+    HttpAnswer,
+    HttpCall,
+    Refusal,
+    Upstream,
+    direct_session,
+    error_message,
+    json_object,
+    json_value,
+    parse_upstream,
+)
 from enact_proxy.models import ActionRequest, RequestSummary
 
 SYSTEM = "hubspot"
@@ -173,7 +182,7 @@ class HubSpotConnector:
             raise HubSpotError(f"HubSpot {method} {path} failed: {type(exc).__name__}") from exc
         if response.status_code >= 400:
             raise HubSpotError(
-                f"HubSpot {method} {path} answered {response.status_code}: {_error_message(response)}",
+                f"HubSpot {method} {path} answered {response.status_code}: {error_message(response)}",
                 status=response.status_code,
             )
         if not response.content:
@@ -203,8 +212,8 @@ class Wire:
                     f"systems.hubspot.token_env names {config.token_env}, but that variable is not set"
                 )
             self._token = token
-        self._upstream = _parse_upstream(config.upstream)
-        self._lookup_session = _direct_session(environ)
+        self._upstream = parse_upstream(config.upstream)
+        self._lookup_session = direct_session(environ)
 
     def __repr__(self) -> str:
         return f"hubspot.Wire(upstream={self.config.upstream!r})"
@@ -289,11 +298,11 @@ def _recognise_v3(call: HttpCall, object_type: str, rest: list[str]) -> Found:
         if method != "POST":
             return []
         if not rest:
-            return [_create_contact(_properties(_json_object(call).get("properties")))]
+            return [_create_contact(_properties(json_object(call).get("properties")))]
         if rest == ["search"]:
-            return [("get_contact", {"contact_id": None, "email": _search_email(_json_object(call))})]
+            return [("get_contact", {"contact_id": None, "email": _search_email(json_object(call))})]
         if rest == ["batch", "read"]:
-            body = _json_object(call)
+            body = json_object(call)
             by_email = body.get("idProperty") == "email"
             return [
                 ("get_contact", {"contact_id": None, "email": i} if by_email else {"contact_id": i, "email": None})
@@ -301,7 +310,7 @@ def _recognise_v3(call: HttpCall, object_type: str, rest: list[str]) -> Found:
             ]
         if rest in (["batch", "create"], ["batch", "upsert"]):
             found = []
-            for item in _inputs(_json_object(call)):
+            for item in _inputs(json_object(call)):
                 properties = _properties(item.get("properties"))
                 email = _email_of(properties)
                 if email is None and item.get("idProperty") == "email":
@@ -311,23 +320,23 @@ def _recognise_v3(call: HttpCall, object_type: str, rest: list[str]) -> Found:
         return []
     if object_type == "deals":
         if method == "POST" and not rest:
-            return [_create_deal(_json_object(call))]
+            return [_create_deal(json_object(call))]
         if method == "PATCH" and len(rest) == 1:
-            body = _json_object(call)
+            body = json_object(call)
             return [("update_deal", {"deal_id": rest[0], "properties": _properties(body.get("properties"))})]
         if method == "POST" and rest in (["batch", "create"], ["batch", "upsert"]):
-            return [_create_deal(item) for item in _inputs(_json_object(call))]
+            return [_create_deal(item) for item in _inputs(json_object(call))]
         if method == "POST" and rest == ["batch", "update"]:
             return [
                 (
                     "update_deal",
                     {"deal_id": _text(item.get("id")), "properties": _properties(item.get("properties"))},
                 )
-                for item in _inputs(_json_object(call))
+                for item in _inputs(json_object(call))
             ]
         return []
     if method == "POST" and (not rest or rest == ["batch", "create"]):
-        items = [_json_object(call)] if not rest else _inputs(_json_object(call))
+        items = [json_object(call)] if not rest else _inputs(json_object(call))
         return [
             (
                 "create_task",
@@ -349,11 +358,11 @@ def _recognise_legacy_contact(call: HttpCall, rest: list[str]) -> Found:
     if method != "POST":
         return []
     if not rest:
-        return [_create_contact(_properties(_json_object(call).get("properties")))]
+        return [_create_contact(_properties(json_object(call).get("properties")))]
     if len(rest) == 3 and rest[:2] == ["createOrUpdate", "email"]:
-        return [_create_contact(_properties(_json_object(call).get("properties")), rest[2])]
+        return [_create_contact(_properties(json_object(call).get("properties")), rest[2])]
     if rest == ["batch"]:
-        items = _json_value(call)
+        items = json_value(call)
         if not isinstance(items, list):
             raise Refusal("body is not a JSON list of contacts")
         found = []
@@ -368,18 +377,18 @@ def _recognise_legacy_contact(call: HttpCall, rest: list[str]) -> Found:
 
 def _recognise_legacy_deal(call: HttpCall, rest: list[str]) -> Found:
     if call.method == "POST" and not rest:
-        body = _json_object(call)
+        body = json_object(call)
         contact_ids = _id_list((body.get("associations") or {}).get("associatedVids"))
         return [("create_deal", {"deal_id": None, "properties": _properties(body.get("properties")),
                                  "contact_ids": contact_ids})]
     if call.method == "PUT" and len(rest) == 1:
-        body = _json_object(call)
+        body = json_object(call)
         return [("update_deal", {"deal_id": rest[0], "properties": _properties(body.get("properties"))})]
     return []
 
 
 def _recognise_legacy_engagement(call: HttpCall) -> Found:
-    body = _json_object(call)
+    body = json_object(call)
     engagement = body.get("engagement")
     if not isinstance(engagement, dict) or str(engagement.get("type", "")).upper() != "TASK":
         return []
@@ -499,38 +508,8 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
-def _json_value(call: HttpCall) -> Any:
-    if not call.body.strip():
-        return {}
-    try:
-        text = call.body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Refusal(f"body is not valid JSON: not UTF-8 ({exc.reason} at byte {exc.start})") from exc
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
-    except ValueError as exc:
-        raise Refusal(f"body is not valid JSON: {exc}") from exc
 
 
-def _json_object(call: HttpCall) -> dict[str, Any]:
-    value = _json_value(call)
-    if not isinstance(value, dict):
-        raise Refusal("body is not valid JSON: expected a JSON object")
-    return value
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # Parsers disagree on which duplicate wins; judging one value while HubSpot uses another is a bypass.
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _bearer(headers: Mapping[str, str]) -> str | None:
@@ -539,21 +518,6 @@ def _bearer(headers: Mapping[str, str]) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def _direct_session(environ: Mapping[str, str]) -> requests.Session:
-    """Lookups dial the upstream directly, as forwards do: never through a proxy from the environment
-    (which may be this sidecar). A CA bundle named in the environment is still honoured."""
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = environ.get("REQUESTS_CA_BUNDLE") or environ.get("CURL_CA_BUNDLE") or True
-    return session
-
-
-def _parse_upstream(url: str) -> Upstream:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"upstream {url!r} is not an http(s) URL")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return Upstream(scheme=parts.scheme, host=parts.hostname, port=port, path_prefix=parts.path.rstrip("/"))
 
 
 def _associations(contact_ids: Iterable[str], type_id: int) -> list[dict[str, Any]]:
@@ -567,13 +531,3 @@ def _quote(segment: str) -> str:
     from urllib.parse import quote
 
     return quote(segment, safe="")
-
-
-def _error_message(response: requests.Response) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        return response.reason or "error"
-    if isinstance(data, dict) and isinstance(data.get("message"), str):
-        return data["message"][:300]
-    return response.reason or "error"

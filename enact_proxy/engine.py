@@ -67,6 +67,15 @@ def block_reason(results: Sequence[PolicyResult]) -> str:
     return "; ".join(f"{r.policy}: {r.reason}" for r in results if not r.passed)
 
 
+def block_message(verdicts: Sequence[Verdict]) -> str:
+    """One ``Blocked by Enact: ...`` line naming every distinct reason a request was refused for."""
+    reasons: list[str] = []
+    for verdict in verdicts:
+        if verdict.decision is Decision.BLOCK and verdict.reason not in reasons:
+            reasons.append(verdict.reason)
+    return BLOCK_PREFIX + "; ".join(reasons)
+
+
 class Engine:
     def __init__(
         self,

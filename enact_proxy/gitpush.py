@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.base import HttpAnswer, HttpCall, Refusal
+from enact_proxy.engine import BLOCK_PREFIX, block_message
 from enact_proxy.gitwire import (
     RESULT_CONTENT_TYPE,
     GitWireError,
@@ -42,7 +43,6 @@ from enact_proxy.gitwire.report import sideband_wrap
 from enact_proxy.models import ActionRequest, Decision, RequestSummary
 
 SYSTEM = "github"
-BLOCK_PREFIX = "Blocked by Enact: "
 # Decide's reason for an action refused only because a sibling of its request was refused.
 COLLATERAL_PREFIX = "refused with the rest of this request"
 _HEADS = "refs/heads/"
@@ -168,13 +168,6 @@ def attach(wire: Any, cache_dir: str | os.PathLike[str], environ: Mapping[str, s
 # --- pure helpers ------------------------------------------------------------------------------
 
 
-def block_message(verdicts: Sequence[Any]) -> str:
-    reasons: list[str] = []
-    for verdict in verdicts:
-        if verdict.decision is Decision.BLOCK and verdict.reason not in reasons:
-            reasons.append(verdict.reason)
-    return BLOCK_PREFIX + "; ".join(reasons)
-
 
 def refs_of_action(action: ActionRequest | None) -> list[str]:
     """The refs an action of a push stands for, read back from its payload."""
@@ -263,4 +256,4 @@ def _unjudged_action(req: ReceivePackRequest, owner: str, repo: str, summary: Re
     return ActionRequest(system=SYSTEM, action=action, payload=payload, request=summary)
 
 
-__all__ = ["GitPush", "Mirrors", "attach", "block_message", "reasons_by_ref", "refs_of_action"]
+__all__ = ["GitPush", "Mirrors", "attach", "reasons_by_ref", "refs_of_action"]

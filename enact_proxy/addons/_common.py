@@ -35,14 +35,6 @@ def decision_headers(verdicts: Sequence[Verdict]) -> dict[str, str]:
     return headers
 
 
-def block_message(verdicts: Sequence[Verdict]) -> str:
-    """One ``Blocked by Enact: ...`` line naming every distinct failing reason."""
-    reasons: list[str] = []
-    for v in verdicts:
-        if v.decision is Decision.BLOCK and v.reason not in reasons:
-            reasons.append(v.reason)
-    return "Blocked by Enact: " + "; ".join(reasons)
-
 
 def strip_enact_headers(headers: Any) -> None:
     for name in [n for n in headers if n.lower().startswith("x-enact-")]:

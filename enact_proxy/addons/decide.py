@@ -16,12 +16,11 @@ from enact_proxy.addons._common import (
     TICKETS,
     VERDICTS,
     WIRE,
-    block_message,
     decision_headers,
     durable,
     strip_enact_headers,
 )
-from enact_proxy.engine import Engine, Verdict
+from enact_proxy.engine import Engine, Verdict, block_message
 from enact_proxy.models import ActionRequest, ActionResult, Decision, RequestSummary
 
 if TYPE_CHECKING:

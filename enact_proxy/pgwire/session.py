@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from enact_proxy.engine import BLOCK_PREFIX, Engine, Verdict
+from enact_proxy.engine import Engine, Verdict, block_message
 from enact_proxy.models import ActionRequest, ActionResult, Decision, RequestSummary
 from enact_proxy.pgwire.classify import SYSTEM, SqlParseError, classify
 from enact_proxy.pgwire.framing import DEFAULT_MAX_MESSAGE_SIZE, Framer
@@ -105,13 +105,9 @@ class NotDurable(Exception):
 
 
 def refusal_error(verdicts: Sequence[Verdict], run_ids: Sequence[str] | None = None) -> ErrorResponse:
-    reasons: list[str] = []
-    for verdict in verdicts:
-        if verdict.decision is Decision.BLOCK and verdict.reason not in reasons:
-            reasons.append(verdict.reason)
     ids = list(run_ids if run_ids is not None else [v.run_id for v in verdicts])
     detail = ("receipt " if len(ids) == 1 else "receipts ") + ", ".join(ids)
-    return ErrorResponse.build(INSUFFICIENT_PRIVILEGE, BLOCK_PREFIX + "; ".join(reasons), detail=detail)
+    return ErrorResponse.build(INSUFFICIENT_PRIVILEGE, block_message(verdicts), detail=detail)
 
 
 def command_outcome(tag: str) -> dict[str, Any]:
