@@ -100,15 +100,18 @@ def run_sidecar(config: EnactConfig) -> int:
     from enact_proxy.addons import Enact
 
     host, _, port = config.raw.listen.http.rpartition(":")
-    config.certs_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        sidecar = Sidecar(config)
+    except (OSError, ValueError) as exc:
+        print(f"enact-proxy: cannot start: {exc}", file=sys.stderr)
+        return 1
 
     async def serve() -> None:
         opts = options.Options(listen_host=host, listen_port=int(port), confdir=str(config.certs_dir))
-        master = DumpMaster(opts, with_termlog=False, with_dumper=False)
+        master = DumpMaster(opts, with_termlog=True, with_dumper=False)
         # These options belong to built-in addons, so they exist only once the master does.
-        opts.update(connection_strategy="lazy", stream_large_bodies=None)
-        enact = Enact(config=config)
-        master.addons.add(enact)
+        opts.update(connection_strategy="lazy", stream_large_bodies=None, termlog_verbosity="warn")
+        master.addons.add(Enact(sidecar=sidecar.start()))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, master.shutdown)
