@@ -131,3 +131,13 @@ def test_system_options_are_strict(tmp_path):
     (error,) = raised.value.errors
     assert "systems.hubspot.tokn_env" in error
     assert "line 4" in error
+
+
+def test_the_shipped_example_config_is_valid() -> None:
+    from pathlib import Path
+
+    from enact_proxy.config import load_config
+
+    config = load_config(Path(__file__).resolve().parents[1] / "enact.example.yaml")
+    assert set(config.systems) == {"hubspot", "github", "postgres"}
+    assert len(config.policies) == 9
