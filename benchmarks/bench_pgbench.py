@@ -234,7 +234,8 @@ def memory_run(binary: str, workdir: Path, pg: PgServer, statements: int, client
                         "peak": peak / 2**20},
             "growth_vs_warm": (after - after_warmup) / after_warmup,
             "growth_vs_start": (after - at_start) / at_start,
-            "series_mib": [(round(t), round(rss / 2**20, 1)) for t, rss in sampler.samples[:: max(1, len(sampler.samples) // 60)]],
+            "series_mib": [(round(t), round(rss / 2**20, 1))
+                           for t, rss in sampler.samples[:: max(1, len(sampler.samples) // 60)]],
         }
     finally:
         enact.stop()
@@ -285,8 +286,9 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"memory: {args.rss_statements} SELECTs through a fresh sidecar", flush=True)
                 result["memory"] = memory_run(binary, workdir / "memory", pg, args.rss_statements)
                 m = result["memory"]
-                print(f"RSS MiB start {m['rss_mib']['start']:.1f}, after warm-up {m['rss_mib']['after_warmup']:.1f}, "
-                      f"after {m['statements']} statements {m['rss_mib']['after']:.1f} (peak {m['rss_mib']['peak']:.1f});"
+                rss = m["rss_mib"]
+                print(f"RSS MiB start {rss['start']:.1f}, after warm-up {rss['after_warmup']:.1f}, "
+                      f"after {m['statements']} statements {rss['after']:.1f} (peak {rss['peak']:.1f});"
                       f" growth {m['growth_vs_warm'] * 100:+.1f}% vs warm, at {m['tps']:.0f} tps")
             name = "pgbench" if args.only is None else f"pgbench-{args.only}"
             print(f"saved {save(name, result)}")

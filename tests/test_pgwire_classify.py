@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
 from enact_proxy.pgwire.classify import SqlParseError, cache_info, classify
@@ -232,3 +234,55 @@ def test_results_are_cached_and_callers_cannot_corrupt_the_cache():
     assert cache_info().hits == hits + 1
     assert second[0].payload["columns"] == ["id"]
     assert second[0].payload["table"] == "cached_table"
+
+
+# ---- the template cache (texts that differ only in numeric literals) ------------------------
+
+TEMPLATE_PAIRS = [
+    # (first text, second text with other literals): the second's classification must be its own
+    ("SELECT abalance FROM pgbench_accounts WHERE aid = 1;",
+     "SELECT abalance FROM pgbench_accounts WHERE aid = 987654;"),
+    ("UPDATE acc SET bal = bal + -5 WHERE aid = 3", "UPDATE acc SET bal = bal + 77 WHERE aid = 12"),
+    ("INSERT INTO hist (tid, aid, delta) VALUES (1, 2, -3)", "INSERT INTO hist (tid, aid, delta) VALUES (4, 5, 6)"),
+    ("  /* c */ DELETE FROM t WHERE id = 5 ;  ", "  /* c */ DELETE FROM t WHERE id = 123456 ;  "),
+    # constants whose value matters: never shared, each classified on its own
+    ("DELETE FROM t WHERE id = 5 OR 1 = 2", "DELETE FROM t WHERE id = 5 OR 1 = 1"),
+    ("UPDATE t SET x = 1 WHERE (id = 5) = (1 = 2)", "UPDATE t SET x = 1 WHERE (id = 5) = (1 = 1)"),
+    ("DELETE FROM t WHERE id = 1 OR 0::bool", "DELETE FROM t WHERE id = 1 OR 1::bool"),
+    ("DELETE FROM t WHERE 2 < 1", "DELETE FROM t WHERE 1 < 2"),
+    ("EXPLAIN (ANALYZE 0) DELETE FROM t", "EXPLAIN (ANALYZE 1) DELETE FROM t"),
+]
+
+
+@pytest.mark.parametrize(("first", "second"), TEMPLATE_PAIRS)
+def test_a_template_hit_classifies_as_the_text_itself(first: str, second: str) -> None:
+    module = importlib.import_module("enact_proxy.pgwire.classify")
+
+    classify(first)  # may seed the template cache
+    via_cache = [(a.action, a.payload) for a in classify(second)]
+    module._templates.clear()
+    module._analyse.cache_clear()
+    fresh = [(a.action, a.payload) for a in classify(second)]
+    assert via_cache == fresh
+
+
+def test_literal_only_differences_share_one_template() -> None:
+    module = importlib.import_module("enact_proxy.pgwire.classify")
+
+    module._templates.clear()
+    for aid in range(50):
+        actions = classify(f"SELECT abalance FROM pgbench_accounts WHERE aid = {aid};")
+        assert actions[0].payload["statement"] == f"SELECT abalance FROM pgbench_accounts WHERE aid = {aid}"
+        assert actions[0].payload["has_where"] is True
+    assert module.template_cache_size() == 1
+
+
+def test_value_dependent_where_is_never_templated() -> None:
+    module = importlib.import_module("enact_proxy.pgwire.classify")
+
+    module._templates.clear()
+    bounded = classify("DELETE FROM t WHERE id = 5 OR 1 = 2")
+    unbounded = classify("DELETE FROM t WHERE id = 5 OR 1 = 1")
+    assert bounded[0].payload["has_where"] is True
+    assert unbounded[0].payload["has_where"] is False
+    assert module.template_cache_size() == 0

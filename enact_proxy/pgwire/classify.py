@@ -5,6 +5,16 @@ objects) and walks the JSON tree. Results are cached by the exact text (LRU, :da
 entries), so the hot path (``SELECT ... WHERE id = $1`` over and over) never reparses; every call
 returns fresh :class:`ActionRequest` objects, so a caller may not corrupt the cache.
 
+Clients that inline their values (pgbench, psql scripts, ORMs in "literal" mode) send a new text for
+every row: ``... WHERE aid = 1``, ``... WHERE aid = 2``. Those share a second cache keyed by the
+statement's *template*: PostgreSQL's own lexer (``pglast.parser.scan``) finds the numeric literal
+tokens, the key is the text with each replaced by a marker plus the whole token stream's kinds. A
+template is cached only when no literal's value can change the result: one DML statement, every
+numeric constant either an operand of an operator whose other operand is a plain column
+(``aid = 5``, ``x + -5``) or an item of a VALUES list, and no other constant anywhere (so
+``WHERE id = 1 OR 1 = 1``, ``WHERE x = x OR false``, casts, ``SET``, ``EXPLAIN`` are never
+templated: every such text is classified on its own). A hit only puts the statement's own text in.
+
 Every action has ``system="postgres"`` and a payload with:
 
 ``kind``
@@ -64,12 +74,13 @@ only comments) classifies to ``[]``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
-from pglast.parser import ParseError, parse_sql_json
+from pglast.parser import ParseError, parse_sql_json, scan
 
 from enact_proxy.models import ActionRequest
 from enact_proxy.pgwire.catalog_functions import SAFE_CATALOG_FUNCTIONS
@@ -126,13 +137,67 @@ def classify(sql: str) -> list[ActionRequest]:
     """
     return [
         ActionRequest.model_construct(system=SYSTEM, action=action, payload=_fresh(payload), request=None)
-        for action, payload in _classify_cached(sql)
+        for action, payload in _classify_text(sql)
     ]
 
 
 def cache_info() -> Any:
     """The LRU cache's hit/miss counters (``functools`` ``CacheInfo``)."""
-    return _classify_cached.cache_info()
+    return _analyse.cache_info()
+
+
+def template_cache_size() -> int:
+    """How many statement templates are cached (bounded by :data:`CACHE_SIZE`)."""
+    return len(_templates)
+
+
+Found = tuple[tuple[str, dict[str, Any]], ...]
+# template key -> (where the statement starts, chars after it or None for "to the end", its actions)
+_templates: dict[tuple[str, tuple[str, ...]], tuple[int, int | None, Found]] = {}
+_LITERAL_TOKENS = frozenset({"ICONST", "FCONST"})
+
+
+def _classify_text(sql: str) -> Found:
+    key = _template_key(sql)
+    if key is None:
+        return _classify_cached(sql)
+    entry = _templates.get(key)
+    if entry is None:
+        found, span = _analyse(sql)
+        if span is not None:
+            if len(_templates) >= CACHE_SIZE:
+                with contextlib.suppress(KeyError, StopIteration, RuntimeError):
+                    del _templates[next(iter(_templates))]
+            _templates[key] = (span[0], span[1], found)
+        return found
+    start, tail, found = entry
+    text = sql[start : len(sql) - tail if tail is not None else len(sql)].strip()
+    return tuple((action, {**payload, "statement": text}) for action, payload in found)
+
+
+def _template_key(sql: str) -> tuple[str, tuple[str, ...]] | None:
+    """The text with its numeric literals replaced, and its token kinds; None when it has none."""
+    if not sql.isascii():  # the scanner's offsets are then characters, not bytes: keep it simple
+        return None
+    try:
+        tokens = scan(sql)
+    except Exception:  # noqa: BLE001 - anything the lexer rejects goes the exact way (and fails there)
+        return None
+    parts: list[str] = []
+    last = 0
+    for token in tokens:
+        if token.name in _LITERAL_TOKENS:
+            parts.append(sql[last : token.start])
+            parts.append("\x00" + token.name)
+            last = token.end + 1
+    if not parts:
+        return None
+    parts.append(sql[last:])
+    return "".join(parts), tuple(token.name for token in tokens)
+
+
+def _classify_cached(sql: str) -> Found:
+    return _analyse(sql)[0]
 
 
 def _fresh(payload: dict[str, Any]) -> dict[str, Any]:
@@ -140,21 +205,62 @@ def _fresh(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=CACHE_SIZE)
-def _classify_cached(sql: str) -> tuple[tuple[str, dict[str, Any]], ...]:
+def _analyse(sql: str) -> tuple[Found, tuple[int, int | None] | None]:
+    """The actions, and (start, chars after) of the statement when its literals cannot matter."""
     try:
         tree = json.loads(parse_sql_json(sql))
     except ParseError as exc:
         raise SqlParseError(str(exc)) from exc
     encoded = sql.encode("utf-8")
     found: list[tuple[str, dict[str, Any]]] = []
-    for raw in tree.get("stmts", []):
+    stmts = tree.get("stmts", [])
+    span: tuple[int, int | None] | None = None
+    for raw in stmts:
         start = raw.get("stmt_location", 0)
         length = raw.get("stmt_len", 0)
         chunk = encoded[start : start + length] if length else encoded[start:]
         text = chunk.decode("utf-8", errors="replace").strip()
         node_type, fields = _unwrap(raw["stmt"])
         found.extend(_statement_actions(node_type, fields, text))
-    return tuple(found)
+        if len(stmts) == 1 and _literals_cannot_matter(node_type, fields):
+            span = (start, len(encoded) - start - length if length else None)
+    return tuple(found), span
+
+
+_TEMPLATED = frozenset({"SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt"})
+
+
+def _literals_cannot_matter(node_type: str, fields: Node) -> bool:
+    """Whether every constant sits where classification never reads its value (see the module doc)."""
+    if node_type not in _TEMPLATED:
+        return False
+    stack: list[Any] = [fields]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+            continue
+        if not isinstance(item, dict):
+            continue
+        kind, sub = _unwrap(item)
+        if kind in ("A_Const", "Integer", "Float", "Boolean", "TypeCast", "NullTest", "BooleanTest"):
+            return False
+        if kind == "A_Expr" and sub.get("kind") == "AEXPR_OP":
+            left, right = sub.get("lexpr"), sub.get("rexpr")
+            for mine, other in ((left, right), (right, left)):
+                if _unwrap(mine)[0] == "A_Const" and _unwrap(other)[0] == "ColumnRef":
+                    continue
+                stack.append(mine)
+            stack.extend(v for k, v in sub.items() if k not in ("lexpr", "rexpr") and isinstance(v, dict | list))
+            continue
+        for key, value in sub.items():
+            if key == "valuesLists" and isinstance(value, list):
+                for row in value:
+                    items = _unwrap(row)[1].get("items", [])
+                    stack.extend(i for i in items if _unwrap(i)[0] != "A_Const")
+            elif isinstance(value, dict | list):
+                stack.append(value)
+    return True
 
 
 # ---- statements -------------------------------------------------------------------------------
