@@ -113,6 +113,9 @@ class Wire(Protocol):
         """Connectors policies may query for this call (same credential as the forward)."""
         ...
 
+    # Optional: ``recognition_may_block(call) -> bool``, False when recognising ``call`` needs no
+    # I/O (no lookup): the sidecar then recognises it on the event loop. Absent means it may block.
+
 
 # --- helpers every HTTP connector shares -----------------------------------------------------
 

@@ -346,6 +346,13 @@ class Wire:
             status=status, headers=_JSON, body=_dump({"message": message, "documentation_url": DOCUMENTATION_URL})
         )
 
+    def recognition_may_block(self, call: HttpCall) -> bool:
+        """Only REST reads by owner/repo are recognised without a lookup or a git mirror fetch."""
+        if call.method not in _READ_METHODS or self._surface(call) != "rest":
+            return True
+        path = (call.path[len("/api/v3"):] or "/") if _under(call.path, "/api/v3") else call.path
+        return _under(path, "/repositories")
+
     def upstream(self, call: HttpCall) -> Upstream:
         return self._git_upstream if self._surface(call) == "git" else self._api_upstream
 

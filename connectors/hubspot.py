@@ -242,6 +242,9 @@ class Wire:
             body=json.dumps(body).encode("utf-8"),
         )
 
+    def recognition_may_block(self, call: HttpCall) -> bool:
+        return False  # HubSpot recognition reads the request alone
+
     def upstream(self, call: HttpCall) -> Upstream:
         return self._upstream
 

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from enact_proxy.models import ActionRequest, ActionResult, Decision, PolicyResult, WorkflowContext
-from enact_proxy.policy import Policy, after_pass, evaluate, instantiate
+from enact_proxy.policy import Policy, after_pass, evaluate, instantiate, may_block
 from enact_proxy.receipts.store import ReceiptError, ReceiptStore, Ticket
 from enact_proxy.redact import Redactor
 
@@ -108,6 +108,11 @@ class Engine:
             if action.full_name in actions:
                 return name
         return None
+
+    def needs_systems(self, actions: Sequence[ActionRequest]) -> bool:
+        """Whether judging these actions may call a system (I/O): then judge off the event loop,
+        with the connectors policies may ask."""
+        return any(may_block(p, a.full_name) for p in self.policies for a in actions)
 
     def judge(self, action: ActionRequest, systems: Mapping[str, Any] | None = None) -> Verdict:
         now = self.clock()

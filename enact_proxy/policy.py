@@ -24,6 +24,28 @@ def factory(fn: F) -> F:
     return checked  # type: ignore[return-value]
 
 
+def pure(fn: F) -> F:
+    """Mark a policy that never calls a system (no I/O): it may be judged on the event loop."""
+    fn.lookup_actions = frozenset()  # type: ignore[attr-defined]
+    return fn
+
+
+def looks_up(*actions: str) -> Callable[[F], F]:
+    """Mark a policy that calls a system (I/O) only when judging these actions (``hubspot.create_contact``)."""
+
+    def mark(fn: F) -> F:
+        fn.lookup_actions = frozenset(actions)  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def may_block(policy: Any, action: str | None) -> bool:
+    """Whether judging ``action`` may make ``policy`` wait on I/O; unmarked policies are assumed to."""
+    lookups = getattr(policy, "lookup_actions", None)
+    return lookups is None or action is None or action in lookups
+
+
 def instantiate(policy: Any) -> Policy:
     """A factory handed over uncalled (``policies=[max_files_per_commit]``) gets its defaults."""
     if getattr(policy, "is_policy_factory", False):

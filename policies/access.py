@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from enact_proxy.models import PolicyResult, WorkflowContext
-from enact_proxy.policy import factory, failed, passed
+from enact_proxy.policy import factory, failed, passed, pure
 from policies._util import READ_ACTIONS
 
 DEFAULT_PII_FIELDS = ("email", "phone", "ssn", "date_of_birth")
@@ -17,6 +17,7 @@ def require_actor_role(roles: list[str]):  # type: ignore[no-untyped-def]
     """The actor must hold at least one of ``roles``."""
     required = tuple(roles)
 
+    @pure
     def require_actor_role(ctx: WorkflowContext) -> PolicyResult:
         held = [r for r in ctx.actor_roles if r in required]
         if held:
@@ -45,6 +46,7 @@ def contractor_cannot_write_pii(pii_fields: list[str] = list(DEFAULT_PII_FIELDS)
     """A contractor may not write any PII field (HubSpot property or SQL column alike)."""
     pii = frozenset(f.casefold() for f in pii_fields)
 
+    @pure
     def contractor_cannot_write_pii(ctx: WorkflowContext) -> PolicyResult:
         name = "contractor_cannot_write_pii"
         if not ctx.is_contractor:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from enact_proxy.models import PolicyResult, WorkflowContext
-from enact_proxy.policy import factory, failed, passed
+from enact_proxy.policy import factory, failed, looks_up, passed, pure
 from policies._util import is_action, normalise_email
 
 
+@looks_up("hubspot.create_contact")
 def no_duplicate_contacts(ctx: WorkflowContext) -> PolicyResult:
     """Refuse creating a contact whose email (trimmed, case-folded, NFKC) already exists in HubSpot."""
     name = "no_duplicate_contacts"
@@ -44,6 +45,7 @@ def limit_tasks_per_contact(max_tasks: int = 3, window_minutes: int = 60):  # ty
             ids = [normalise_email(str(ctx.payload["email"]))]
         return ids
 
+    @pure
     def limit_tasks_per_contact(ctx: WorkflowContext) -> PolicyResult:
         if not is_action(ctx, "hubspot.create_task"):
             return passed(name, "not a task creation")

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from enact_proxy.models import PolicyResult, WorkflowContext
-from enact_proxy.policy import factory, failed, passed
+from enact_proxy.policy import factory, failed, passed, pure
 from policies._util import branch_name
 
 PROTECTED = frozenset({"main", "master"})
 _MOVES = ("push_commit", "create_branch", "delete_branch")
 
 
+@pure
 def no_push_to_main(ctx: WorkflowContext) -> PolicyResult:
     """No push, branch creation, deletion or merge onto main/master (any case); no force-push anywhere."""
     name = "no_push_to_main"
@@ -45,6 +46,7 @@ def _commits(payload: dict[str, Any]) -> list[tuple[str, list[Any]]]:
 def max_files_per_commit(max_files: int = 20):  # type: ignore[no-untyped-def]
     """Every pushed commit changes at most ``max_files`` files."""
 
+    @pure
     def max_files_per_commit(ctx: WorkflowContext) -> PolicyResult:
         name = "max_files_per_commit"
         if ctx.action not in (None, "push_commit", "push_tag"):
@@ -62,6 +64,7 @@ def max_files_per_commit(max_files: int = 20):  # type: ignore[no-untyped-def]
 def require_branch_prefix(prefix: str = "agent/"):  # type: ignore[no-untyped-def]
     """Every branch the agent creates, pushes to, deletes or opens a pull request from starts with ``prefix``."""
 
+    @pure
     def require_branch_prefix(ctx: WorkflowContext) -> PolicyResult:
         name = "require_branch_prefix"
         if ctx.action in (None, *_MOVES):

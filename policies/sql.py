@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from enact_proxy.models import PolicyResult, WorkflowContext
-from enact_proxy.policy import failed, passed
+from enact_proxy.policy import failed, passed, pure
 
 
+@pure
 def no_unbounded_write(ctx: WorkflowContext) -> PolicyResult:
     """UPDATE or DELETE must have a WHERE clause that is not constant true."""
     name = "no_unbounded_write"

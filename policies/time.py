@@ -6,7 +6,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from enact_proxy.models import PolicyResult, WorkflowContext
-from enact_proxy.policy import factory, failed, passed
+from enact_proxy.policy import factory, failed, passed, pure
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -35,6 +35,7 @@ def within_maintenance_window(start: str = "09:00", end: str = "17:00", timezone
         yesterday = DAYS[(local - timedelta(days=1)).weekday()]
         return (today in allowed and now >= opens) or (yesterday in allowed and now < closes)
 
+    @pure
     def within_maintenance_window(ctx: WorkflowContext) -> PolicyResult:
         name = "within_maintenance_window"
         local = ctx.now.astimezone(zone)

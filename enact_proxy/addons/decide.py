@@ -44,7 +44,11 @@ class Decide:
             verdicts = [engine.refuse(refusal.action or _unrecognised(wire.system, flow), refusal.reason)]
             status = refusal.status
         elif call is not None:
-            verdicts = await asyncio.to_thread(_judge_all, engine, wire, call, flow.metadata[ACTIONS])
+            actions = flow.metadata[ACTIONS]
+            if engine.needs_systems(actions):  # a policy may ask the system: keep the event loop free
+                verdicts = await asyncio.to_thread(_judge_all, engine, wire, call, actions, True)
+            else:
+                verdicts = _judge_all(engine, wire, call, actions, False)
             status = 403
         else:  # recognised without a call cannot happen; refuse rather than guess
             verdicts = [engine.refuse(_unrecognised(wire.system, flow), "request was not recognised")]
@@ -106,10 +110,13 @@ class Decide:
                                                {"content-type": "text/plain; charset=utf-8", **headers})
 
 
-def _judge_all(engine: Engine, wire: Any, call: HttpCall, actions: list[ActionRequest]) -> list[Verdict]:
+def _judge_all(engine: Engine, wire: Any, call: HttpCall, actions: list[ActionRequest],
+               with_systems: bool) -> list[Verdict]:
     """Judge every action; in enforce mode one refusal refuses the whole request."""
+    systems: dict[str, Any] = {}
     try:
-        systems = wire.lookup_systems(call)
+        if with_systems:
+            systems = wire.lookup_systems(call)
     except Exception as exc:  # noqa: BLE001 - no lookup, no pass
         return [engine.refuse(a, f"system lookup unavailable: {exc}") for a in actions]
     verdicts = [engine.judge(a, systems) for a in actions]

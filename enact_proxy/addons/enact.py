@@ -27,8 +27,9 @@ class Enact:
         loader.add_option("enact_config", str, "", "Path to enact.yaml (when not given to the addon directly).")
 
     def configure(self, updated: set[str]) -> None:
-        if "enact_config" in updated and getattr(ctx.options, "enact_config", "") and self.sidecar is None:
-            self._config = load_config(ctx.options.enact_config)
+        path = str(getattr(ctx.options, "enact_config", None) or "")
+        if "enact_config" in updated and path and self.sidecar is None:
+            self._config = load_config(path)
         if self.sidecar is None and self._config is not None:
             self.sidecar = Sidecar(self._config).start()
 

@@ -30,8 +30,11 @@ class Recognise:
         try:
             call = call_from_flow(flow, sidecar.max_body_bytes)
             flow.metadata[CALL] = call
-            # Recognising a git push may fetch objects from the upstream: keep the event loop free.
-            flow.metadata[ACTIONS] = await asyncio.to_thread(wire.recognise, call)
+            # Recognising may look things up (a git push fetches objects): then keep the event loop free.
+            if getattr(wire, "recognition_may_block", _always)(call):
+                flow.metadata[ACTIONS] = await asyncio.to_thread(wire.recognise, call)
+            else:
+                flow.metadata[ACTIONS] = wire.recognise(call)
         except Refusal as refusal:
             flow.metadata[REFUSAL] = refusal
         except Exception as exc:  # noqa: BLE001 - a recogniser bug refuses the request, never forwards it
@@ -51,3 +54,7 @@ def _bare_call(flow: http.HTTPFlow) -> HttpCall:
     except Refusal:
         path = "/"
     return HttpCall(method=request.method.upper(), host=normalise_host(request.host), path=path, raw_path=raw_path)
+
+
+def _always(call: HttpCall) -> bool:
+    return True

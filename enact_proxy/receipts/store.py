@@ -213,9 +213,12 @@ class ReceiptStore:
             for op in batch:
                 op.future.set_exception(error)
             return
-        for op in batch:
+        # Durable now. Intents are answered at once: a pass waiting to be forwarded must not also
+        # wait for other requests' receipt files to be created.
+        for op, result in zip(batch, results, strict=True):
             if op.kind == "intent":
                 self._open_intents[op.record["run_id"]] = op.record
+                op.future.set_result(result)
             else:
                 self._open_intents.pop(op.record["run_id"], None)
         try:
@@ -227,7 +230,8 @@ class ReceiptStore:
             # Durable in the journal already; a later checkpoint or restart writes the files.
             self._failed = ReceiptError(f"receipt file write failed: {exc}")
         for op, result in zip(batch, results, strict=True):
-            op.future.set_result(result)
+            if op.kind != "intent":
+                op.future.set_result(result)
 
     def _chain(self, record: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         """Link ``record`` to the tip and sign it; returns it with its canonical bytes."""
