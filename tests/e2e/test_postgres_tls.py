@@ -197,8 +197,7 @@ def test_statements_go_over_tls(tmp_path: Path, tls_server: TlsServer, table: st
             psycopg.connect(agent_url(sidecar), autocommit=True, connect_timeout=10) as conn:
         conn.execute(f"INSERT INTO {table} (id, name) VALUES (%s, %s)", (1, "over tls"))
         assert conn.execute(f"SELECT name FROM {table} WHERE id = 1").fetchone() == ("over tls",)
-        (ssl_on,) = conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
-        assert ssl_on is True
+        assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (True,)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(f"DELETE FROM {table}")
     with psycopg.connect(tls_server.url("sslmode=require"), autocommit=True) as direct:
