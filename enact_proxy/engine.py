@@ -16,7 +16,6 @@ The engine names no vendor: systems are whatever connectors were configured.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
@@ -120,9 +119,9 @@ class Engine:
         if workflow is None:
             return self._verdict(action, None, Decision.BLOCK,
                                  f"no registered workflow allows {action.full_name}", now)
-        ctx = WorkflowContext(workflow=workflow, actor_email=self.actor_email, actor_roles=self.actor_roles,
-                              system=action.system, action=action.action, payload=action.payload,
-                              systems=systems or {}, now=now, state=self.state)
+        ctx = WorkflowContext(
+            workflow=workflow, actor_email=self.actor_email, actor_roles=self.actor_roles, system=action.system,
+            action=action.action, payload=action.payload, systems=systems or {}, now=now, state=self.state)
         return self.judge_context(ctx, action)
 
     def judge_context(self, ctx: WorkflowContext, action: ActionRequest | None = None) -> Verdict:
@@ -176,7 +175,7 @@ class Engine:
     def draft(self, verdict: Verdict, actions_taken: Sequence[ActionResult] = ()) -> dict[str, Any]:
         action = verdict.action
         raw_payload = action.payload if action else (verdict.context.payload if verdict.context else {})
-        payload, masked_payload = self.redactor.redact(_jsonable(raw_payload), "payload")
+        payload, masked_payload = self.redactor.redact(raw_payload, "payload")
         request = action.request.model_dump(mode="json") if action and action.request else None
         request, masked_request = self.redactor.redact(request, "request")
         taken, masked_taken = self.redactor.redact(
@@ -192,7 +191,7 @@ class Engine:
             "action": action.full_name if action else None,
             "payload": payload,
             "request": request,
-            "policy_results": [{**r.model_dump(mode="json"), "reason": self.redactor.scrub_text(r.reason)}
+            "policy_results": [{"policy": r.policy, "passed": r.passed, "reason": self.redactor.scrub_text(r.reason)}
                                for r in verdict.policy_results],
             "decision": verdict.decision.value,
             "reason": reason,
@@ -207,5 +206,3 @@ def _count(n: int) -> str:
     return f"{n} policy" if n == 1 else f"{n} policies"
 
 
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 MASK = "[REDACTED]"
@@ -29,6 +30,10 @@ _TEXT_SECRETS = re.compile(
     r"|()\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|pat-[a-z]{2}\d-[0-9a-f-]{20,})"
 )
 
+# Cheap test first: text with none of these cannot match any pattern above.
+_MAYBE_SECRET = re.compile(r"(?i)://|bearer|token\s|basic\s|pass|pwd|gh[pousr]_|github_pat_|pat-")
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
 
 def is_secret_name(name: str) -> bool:
     key = name.strip().lower().replace("-", "_")
@@ -40,17 +45,32 @@ class Redactor:
 
     def __init__(self, known_secrets: Iterable[str] = ()):
         self._known = sorted({s for s in known_secrets if s and len(s) >= 4}, key=len, reverse=True)
+        # Policy reasons and payload values repeat a lot; the same text always scrubs the same way.
+        self.scrub_text = lru_cache(maxsize=8192)(self._scrub_text)  # type: ignore[method-assign]
+        self._clean = lru_cache(maxsize=8192)(self._clean_value)
 
     def redact(self, value: Any, path: str = "") -> tuple[Any, list[str]]:
+        """A JSON-ready copy of ``value`` with secrets masked, and the paths that were masked."""
         masked: list[str] = []
         return self._walk(value, path, masked), masked
 
     def scrub_text(self, text: str) -> str:
-        """For log lines and error messages: literal secrets and URL passwords masked."""
+        """For log lines and error messages: literal secrets, URL passwords and token shapes masked."""
+        return self._scrub_text(text)
+
+    def _scrub_text(self, text: str) -> str:
         for secret in self._known:
-            text = text.replace(secret, MASK)
+            if secret in text:
+                text = text.replace(secret, MASK)
+        if not _MAYBE_SECRET.search(text):
+            return text
         text = _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), text)
         return _TEXT_SECRETS.sub(lambda m: (m.group(1) or m.group(2) or "") + MASK, text)
+
+    def _clean_value(self, value: str) -> str:
+        if _MAYBE_SECRET.search(value) and _SECRET_VALUES.match(value.strip()):
+            return MASK
+        return self.scrub_text(value)
 
     def _walk(self, value: Any, path: str, masked: list[str]) -> Any:
         if isinstance(value, dict):
@@ -58,19 +78,18 @@ class Redactor:
             for k, v in value.items():
                 child = f"{path}.{k}" if path else str(k)
                 if is_secret_name(str(k)) and v not in (None, "", MASK):
-                    out[k] = MASK
+                    out[str(k)] = MASK
                     masked.append(child)
                 else:
-                    out[k] = self._walk(v, child, masked)
+                    out[str(k)] = self._walk(v, child, masked)
             return out
         if isinstance(value, (list, tuple)):
             return [self._walk(v, f"{path}[{i}]", masked) for i, v in enumerate(value)]
         if isinstance(value, str):
-            if _SECRET_VALUES.match(value.strip()):
-                masked.append(path)
-                return MASK
-            cleaned = self.scrub_text(value)
+            cleaned = self._clean(value)
             if cleaned != value:
                 masked.append(path)
             return cleaned
-        return value
+        if isinstance(value, _JSON_SCALARS):
+            return value
+        return self._walk(str(value), path, masked)  # bytes, datetimes, decimals: as text
