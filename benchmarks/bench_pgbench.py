@@ -282,6 +282,7 @@ def main(argv: list[str] | None = None) -> None:
                     result["rows"] = side_by_side(binary, targets, runs=args.runs, headline=args.headline,
                                                   short=args.short)
                 print(table(result["rows"]))
+                print(f"saved {save('pgbench-side-by-side', result)}", flush=True)
             if args.only in (None, "memory") and args.rss_statements:
                 print(f"memory: {args.rss_statements} SELECTs through a fresh sidecar", flush=True)
                 result["memory"] = memory_run(binary, workdir / "memory", pg, args.rss_statements)
