@@ -106,6 +106,10 @@ def run_sidecar(config: EnactConfig) -> int:
         print(f"enact-proxy: cannot start: {exc}", file=sys.stderr)
         return 1
 
+    # The receipt threads hold the GIL in short bursts; the default 5 ms switch interval would let
+    # them stall the event loop (every socket write gives up the GIL) far longer than a request takes.
+    sys.setswitchinterval(0.0005)
+
     async def serve() -> None:
         opts = options.Options(listen_host=host, listen_port=int(port), confdir=str(config.certs_dir))
         master = DumpMaster(opts, with_termlog=True, with_dumper=False)

@@ -1,12 +1,13 @@
 """The receipt writer: durable, chained, and fast enough to sit on every request.
 
-Durability is batched through a journal (group commit): a writer thread appends every pending
-record of a batch to ``.journal`` and fsyncs it once; only then are callers told their record is
-durable. Receipt files are then written atomically (temp file, rename). Every checkpoint the writer
-seals the journal (renames it ``.journal.<n>``, starts a fresh one holding the still-open intents)
-and a checkpoint thread makes the files durable together (``syncfs``, or fsync per file where that
-is unavailable) and only then deletes the sealed segment, so the writer never waits on that sync.
-A restart replays every segment, so every acknowledged record becomes its file.
+Durability is batched through a journal (group commit): a writer thread chains and signs every
+pending record of a batch, appends them to ``.journal`` and fsyncs it once; only then is a record
+durable. A file thread then writes the receipt files atomically (temp file, rename) and HEAD, so the
+writer never waits on them. Every checkpoint the writer seals the journal (renames it
+``.journal.<n>``, starts a fresh one holding the still-open intents); the file thread makes the files
+written so far durable together (``syncfs``, or fsync per file where that is unavailable) and only
+then deletes the sealed segment. A restart replays every segment, so every acknowledged record
+becomes its file.
 
 A PASS is opened as an *intent* (durable before the action is forwarded) and closed with what was
 done; an intent never closed becomes a receipt whose outcome is unknown (on restart at the latest).
@@ -43,6 +44,14 @@ class _Op:
     kind: str  # "intent" | "final"
     record: dict[str, Any]
     future: Future[Any] = field(default_factory=Future)
+
+
+@dataclass
+class _FileWork:
+    """Committed finals whose files are to be written, and the chain tip (run_id, hash, count) after them."""
+
+    finals: list[tuple[dict[str, Any], bytes, Future[Any]]]
+    head: tuple[str | None, str | None, int]
 
 
 class Ticket:
@@ -83,15 +92,16 @@ class ReceiptStore:
         self.key = key
         self.checkpoint_seconds = checkpoint_seconds
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._files: queue.SimpleQueue[_FileWork | Path | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._filer: threading.Thread | None = None
         self._journal: Any = None
         self._open_intents: dict[str, dict[str, Any]] = {}
-        self._unsynced: list[Path] = []
         self._folders: set[Path] = set()
+        self._written: list[Path] = []  # files since the last sync (only where syncfs is missing)
         self._segment = 0
-        self._sealed: queue.SimpleQueue[tuple[Path, list[Path]] | None] = queue.SimpleQueue()
-        self._syncer: threading.Thread | None = None
-        self._last_checkpoint = time.monotonic()
+        self._dirty = False
+        self._last_seal = time.monotonic()
         self._failed: BaseException | None = None
         self.tip_hash: str | None = None
         self.tip_run_id: str | None = None
@@ -102,8 +112,8 @@ class ReceiptStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._recover()
         self._journal = open(self.directory / JOURNAL, "ab")  # noqa: SIM115 - held open for appends
-        self._syncer = threading.Thread(target=self._sync_loop, name="enact-receipts-sync", daemon=True)
-        self._syncer.start()
+        self._filer = threading.Thread(target=self._file_loop, name="enact-receipt-files", daemon=True)
+        self._filer.start()
         self._thread = threading.Thread(target=self._run, name="enact-receipts", daemon=True)
         self._thread.start()
         return self
@@ -117,10 +127,10 @@ class ReceiptStore:
         self._thread = None
         with contextlib.suppress(OSError):
             self._seal()
-        self._sealed.put(None)
-        if self._syncer is not None:
-            self._syncer.join()
-            self._syncer = None
+        self._files.put(None)
+        if self._filer is not None:
+            self._filer.join()
+            self._filer = None
         if self._journal is not None:
             self._journal.close()
             self._journal = None
@@ -149,7 +159,8 @@ class ReceiptStore:
         return outer
 
     def write(self, record: dict[str, Any]) -> Future[dict[str, Any]]:
-        """Chain, sign and durably write a finished record; the future holds the signed receipt."""
+        """Chain, sign and durably write a finished record; the future holds the signed receipt
+        once its file exists."""
         return self._submit("final", record)
 
     def _submit(self, kind: str, record: dict[str, Any]) -> Future[Any]:
@@ -160,14 +171,14 @@ class ReceiptStore:
             self._queue.put(op)
         return op.future
 
-    # -- the writer thread -------------------------------------------------------------------
+    # -- the writer thread: chain, sign, journal --------------------------------------------
     def _run(self) -> None:
         stopping = False
         while not stopping:
             try:
                 first = self._queue.get(timeout=self.checkpoint_seconds)
             except queue.Empty:
-                self._maybe_checkpoint(force=bool(self._unsynced))
+                self._maybe_seal()
                 continue
             batch: list[_Op] = []
             for op in self._drain(first):
@@ -177,7 +188,7 @@ class ReceiptStore:
                     batch.append(op)
             if batch:
                 self._commit(batch)
-            self._maybe_checkpoint(force=stopping)
+            self._maybe_seal()
 
     def _drain(self, first: _Op | None) -> list[_Op | None]:
         ops = [first]
@@ -190,19 +201,16 @@ class ReceiptStore:
 
     def _commit(self, batch: list[_Op]) -> None:
         lines: list[bytes] = []
-        results: list[Any] = []
-        finals: list[tuple[dict[str, Any], bytes]] = []
+        finals: list[tuple[dict[str, Any], bytes, Future[Any]]] = []
         saved = (self.tip_hash, self.tip_run_id, self.count)
         for op in batch:
             if op.kind == "intent":
                 lines.append(canonical_bytes({"t": "intent", "receipt": op.record}))
-                results.append(op.record)
             else:
                 signed, body = self._chain(op.record)
                 # canonical_bytes({"n": ..., "receipt": ..., "t": "final"}) without serialising twice
                 lines.append(b'{"n":%d,"receipt":%s,"t":"final"}' % (self.count, body))
-                finals.append((signed, body))
-                results.append(signed)
+                finals.append((signed, body, op.future))
         try:
             self._journal.write(b"\n".join(lines) + b"\n")
             self._journal.flush()
@@ -213,25 +221,17 @@ class ReceiptStore:
             for op in batch:
                 op.future.set_exception(error)
             return
-        # Durable now. Intents are answered at once: a pass waiting to be forwarded must not also
-        # wait for other requests' receipt files to be created.
-        for op, result in zip(batch, results, strict=True):
+        # Durable now. An intent is answered at once (its pass is waiting to be forwarded); a final
+        # is answered by the file thread once its receipt file exists.
+        self._dirty = True
+        for op in batch:
             if op.kind == "intent":
                 self._open_intents[op.record["run_id"]] = op.record
-                op.future.set_result(result)
+                op.future.set_result(op.record)
             else:
                 self._open_intents.pop(op.record["run_id"], None)
-        try:
-            for signed, body in finals:
-                self._unsynced.append(self._write_file(signed, body))
-            if finals:
-                self._write_head()
-        except OSError as exc:
-            # Durable in the journal already; a later checkpoint or restart writes the files.
-            self._failed = ReceiptError(f"receipt file write failed: {exc}")
-        for op, result in zip(batch, results, strict=True):
-            if op.kind != "intent":
-                op.future.set_result(result)
+        if finals:
+            self._files.put(_FileWork(finals, (self.tip_run_id, self.tip_hash, self.count)))
 
     def _chain(self, record: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         """Link ``record`` to the tip and sign it; returns it with its canonical bytes."""
@@ -244,29 +244,16 @@ class ReceiptStore:
         self.count += 1
         return signed, body
 
-    def _write_file(self, signed: dict[str, Any], body: bytes | None = None) -> Path:
-        """The file holds the canonical bytes: what was hashed is what is on disk."""
-        path = receipt_path(self.directory, signed)
-        if path.parent not in self._folders:
-            path.parent.mkdir(exist_ok=True)
-            self._folders.add(path.parent)
-        _atomic_write(path, (body if body is not None else canonical_bytes(signed)) + b"\n")
-        return path
-
-    def _write_head(self) -> None:
-        head = self.key.signed({"run_id": self.tip_run_id, "hash": self.tip_hash, "count": self.count})
-        _atomic_write(self.directory / HEAD, canonical_bytes(head) + b"\n")
-
-    def _maybe_checkpoint(self, *, force: bool = False) -> None:
-        due = time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds
-        if (force or due) and self._unsynced:
+    def _maybe_seal(self) -> None:
+        if self._dirty and time.monotonic() - self._last_seal >= self.checkpoint_seconds:
             try:
                 self._seal()
             except OSError as exc:
                 self._failed = ReceiptError(f"receipt checkpoint failed: {exc}")
 
     def _seal(self) -> None:
-        """Hand the journal written so far, and the files it covers, to the checkpoint thread."""
+        """Start a fresh journal (holding the still-open intents) and hand the sealed one to the
+        file thread, which deletes it once every file it covers is durable."""
         self._segment += 1
         sealed = self.directory / f"{JOURNAL}.{self._segment}"
         self._journal.close()
@@ -279,19 +266,49 @@ class ReceiptStore:
             self._journal.write(lines)
             self._journal.flush()
             os.fsync(self._journal.fileno())
-        self._sealed.put((sealed, self._unsynced))
-        self._unsynced = []
-        self._last_checkpoint = time.monotonic()
+        self._files.put(sealed)
+        self._dirty = False
+        self._last_seal = time.monotonic()
 
-    def _sync_loop(self) -> None:
-        while (item := self._sealed.get()) is not None:
-            sealed, files = item
+    # -- the file thread: receipt files, HEAD, checkpoints ----------------------------------
+    def _file_loop(self) -> None:
+        while (work := self._files.get()) is not None:
             try:
-                self._sync_files(files)
-                sealed.unlink()
+                if isinstance(work, Path):
+                    self._sync_files(self._written)
+                    self._written = []
+                    work.unlink()
+                else:
+                    self._write_files(work)
             except OSError as exc:
-                # The sealed segment stays: a restart replays it. New writes must not pretend otherwise.
-                self._failed = ReceiptError(f"receipt checkpoint failed: {exc}")
+                # Everything acknowledged is in the journal, which stays: a restart writes the files.
+                self._failed = ReceiptError(f"receipt file write failed: {exc}")
+                if isinstance(work, _FileWork):
+                    for _, _, future in work.finals:
+                        if not future.done():
+                            future.set_exception(self._failed)
+
+    def _write_files(self, work: _FileWork) -> None:
+        for signed, body, _ in work.finals:
+            path = self._write_file(signed, body)
+            if _SYNCFS is None:
+                self._written.append(path)
+        self._write_head(*work.head)
+        for signed, _, future in work.finals:
+            future.set_result(signed)
+
+    def _write_file(self, signed: dict[str, Any], body: bytes | None = None) -> Path:
+        """The file holds the canonical bytes: what was hashed is what is on disk."""
+        path = receipt_path(self.directory, signed)
+        if path.parent not in self._folders:
+            path.parent.mkdir(exist_ok=True)
+            self._folders.add(path.parent)
+        _atomic_write(path, (body if body is not None else canonical_bytes(signed)) + b"\n")
+        return path
+
+    def _write_head(self, run_id: str | None, digest: str | None, count: int) -> None:
+        head = self.key.signed({"run_id": run_id, "hash": digest, "count": count})
+        _atomic_write(self.directory / HEAD, canonical_bytes(head) + b"\n")
 
     def _sync_files(self, files: list[Path]) -> None:
         if _SYNCFS is not None:
@@ -328,7 +345,7 @@ class ReceiptStore:
             if run_id not in closed:
                 self._write_file(*self._chain({**draft, "actions_taken": [_unknown_action(draft)]}))
         if self.count:
-            self._write_head()
+            self._write_head(self.tip_run_id, self.tip_hash, self.count)
         self._sync_files([])
         _atomic_write(self.directory / JOURNAL, b"")
         for segment in segments:
