@@ -86,3 +86,29 @@ def test_empty_key_file_raises(tmp_path):
     (tmp_path / "receipt.key").write_text("  \n")
     with pytest.raises(ValueError):
         ReceiptKey.load(tmp_path)
+
+
+def test_signed_with_bytes_equals_serialising_the_signed_record_again() -> None:
+    import random
+    import string
+
+    from enact_proxy.receipts.signing import canonical_bytes
+
+    key = ReceiptKey(b"splice-key")
+    rng = random.Random(7)
+
+    def value(depth: int = 0) -> object:
+        roll = rng.random()
+        if depth > 2 or roll < 0.3:
+            return rng.choice([None, True, 1.5, 3, "".join(rng.choice(string.printable + 'é"\\') for _ in range(6))])
+        if roll < 0.6:
+            return [value(depth + 1) for _ in range(3)]
+        return {rng.choice(["system", "signature", "t", "workflow", "x"]): value(depth + 1) for _ in range(3)}
+
+    records = [{}, {"a": 1}, {"system": "github", "payload": {"system": ',"system":'}, "workflow": None}]
+    keys = ["system", "timestamp", "workflow", "actions_taken", "run_id", "signaturf", "sz"]
+    records += [{rng.choice(keys): value() for _ in range(rng.randint(0, 8))} for _ in range(2000)]
+    for record in records:
+        signed, body = key.signed_with_bytes(record)
+        assert signed == key.signed(record)
+        assert body == canonical_bytes(signed)

@@ -39,6 +39,13 @@ class ReceiptKey:
     def signed(self, unsigned: dict[str, Any]) -> dict[str, Any]:
         return {**unsigned, "signature": self.sign(unsigned)}
 
+    def signed_with_bytes(self, unsigned: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+        """The signed record and its canonical bytes, serialising the record once, not twice."""
+        body = canonical_bytes(unsigned)
+        value = hmac.new(self.secret, body, hashlib.sha256).hexdigest()
+        signature = {"alg": "HMAC-SHA256", "key_id": self.key_id, "value": value}
+        return {**unsigned, "signature": signature}, _with_signature(body, unsigned, signature)
+
     def verify(self, record: dict[str, Any]) -> bool:
         signature = record.get("signature")
         if not isinstance(signature, dict) or signature.get("alg") != "HMAC-SHA256":
@@ -66,3 +73,23 @@ class ReceiptKey:
         if not text:
             raise ValueError(f"receipt key file {path} is empty")
         return cls(text.encode("utf-8"))
+
+
+def _with_signature(body: bytes, unsigned: dict[str, Any], signature: dict[str, str]) -> bytes:
+    """``canonical_bytes({**unsigned, "signature": signature})`` from ``body`` = canonical(unsigned).
+
+    With sorted keys the signature goes right before the first top-level key that sorts after it.
+    Keys are located from the end: every top-level value after that point is serialised on its own,
+    so the slice is found by length, never by searching text that payload values could contain.
+    """
+    later = sorted(k for k in unsigned if k > "signature")
+    tail_length = 0
+    for i, key in enumerate(later):
+        tail_length += len(canonical_bytes(key)) + 1 + len(canonical_bytes(unsigned[key])) + (1 if i else 0)
+    sig = b'"signature":' + canonical_bytes(signature)
+    if not later:
+        return body[:-1] + (b"," if len(unsigned) else b"") + sig + b"}"
+    cut = len(body) - 1 - tail_length  # the start of the first later key
+    prefix = body[:cut]
+    # prefix ends with "," (more keys before) or "{" (none): keep it, then our member, then ","
+    return prefix + sig + b"," + body[cut:]

@@ -237,8 +237,7 @@ class ReceiptStore:
         """Link ``record`` to the tip and sign it; returns it with its canonical bytes."""
         unsigned = {k: v for k, v in record.items() if k != "signature"}
         unsigned["prev_hash"] = self.tip_hash
-        signed = self.key.signed(unsigned)
-        body = canonical_bytes(signed)
+        signed, body = self.key.signed_with_bytes(unsigned)
         self.tip_hash = hashlib.sha256(body).hexdigest()
         self.tip_run_id = signed["run_id"]
         self.count += 1
