@@ -107,9 +107,9 @@ def run_sidecar(config: EnactConfig) -> int:
         print(f"enact-proxy: cannot start: {exc}", file=sys.stderr)
         return 1
 
-    # The receipt threads hold the GIL in short bursts; the default 5 ms switch interval would let
-    # them stall the event loop (every socket write gives up the GIL) far longer than a request takes.
-    sys.setswitchinterval(0.0005)
+    # The event loop and the receipt threads trade the GIL at every syscall; with the default 5 ms
+    # switch interval a receipt file (four syscalls) could wait 20 ms for it, and the loop as long.
+    sys.setswitchinterval(0.0001)
     # Everything built so far lives as long as the process; a busy proxy allocates fast, and the
     # default young-generation threshold made full collections a visible p99 stall.
     gc.freeze()

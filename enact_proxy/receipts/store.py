@@ -33,6 +33,7 @@ from enact_proxy.receipts.signing import ReceiptKey, canonical_bytes, receipt_ha
 JOURNAL = ".journal"
 HEAD = "HEAD"
 UNKNOWN_OUTCOME = {"outcome": "unknown"}
+MAX_FILE_BACKLOG = 1024  # receipts journalled but not yet written as files
 
 
 class ReceiptError(Exception):
@@ -99,6 +100,7 @@ class ReceiptStore:
         self._open_intents: dict[str, dict[str, Any]] = {}
         self._folders: set[Path] = set()
         self._written: list[Path] = []  # files since the last sync (only where syncfs is missing)
+        self._backlog = threading.BoundedSemaphore(MAX_FILE_BACKLOG)
         self._segment = 0
         self._dirty = False
         self._last_seal = time.monotonic()
@@ -231,6 +233,8 @@ class ReceiptStore:
             else:
                 self._open_intents.pop(op.record["run_id"], None)
         if finals:
+            for _ in finals:  # bounded: a file thread that falls behind slows the writer, not memory
+                self._backlog.acquire()
             self._files.put(_FileWork(finals, (self.tip_run_id, self.tip_hash, self.count)))
 
     def _chain(self, record: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
@@ -271,30 +275,54 @@ class ReceiptStore:
 
     # -- the file thread: receipt files, HEAD, checkpoints ----------------------------------
     def _file_loop(self) -> None:
-        while (work := self._files.get()) is not None:
-            try:
-                if isinstance(work, Path):
-                    self._sync_files(self._written)
-                    self._written = []
-                    work.unlink()
+        stopping = False
+        while not stopping:
+            pending = [self._files.get()]
+            while True:  # take everything waiting: one HEAD per round, not one per writer batch
+                try:
+                    pending.append(self._files.get_nowait())
+                except queue.Empty:
+                    break
+            work: list[_FileWork] = []
+            for item in pending:
+                if item is None:
+                    stopping = True
+                elif isinstance(item, _FileWork):
+                    work.append(item)
                 else:
                     self._write_files(work)
-            except OSError as exc:
-                # Everything acknowledged is in the journal, which stays: a restart writes the files.
-                self._failed = ReceiptError(f"receipt file write failed: {exc}")
-                if isinstance(work, _FileWork):
-                    for _, _, future in work.finals:
-                        if not future.done():
-                            future.set_exception(self._failed)
+                    work = []
+                    self._checkpoint(item)
+            self._write_files(work)
 
-    def _write_files(self, work: _FileWork) -> None:
-        for signed, body, _ in work.finals:
-            path = self._write_file(signed, body)
-            if _SYNCFS is None:
-                self._written.append(path)
-        self._write_head(*work.head)
-        for signed, _, future in work.finals:
-            future.set_result(signed)
+    def _checkpoint(self, sealed: Path) -> None:
+        try:
+            self._sync_files(self._written)
+            self._written = []
+            sealed.unlink()
+        except OSError as exc:
+            # The sealed segment stays: a restart replays it. New writes must not pretend otherwise.
+            self._failed = ReceiptError(f"receipt checkpoint failed: {exc}")
+
+    def _write_files(self, work: list[_FileWork]) -> None:
+        if not work:
+            return
+        finals = [final for item in work for final in item.finals]
+        try:
+            for signed, body, _ in finals:
+                path = self._write_file(signed, body)
+                if _SYNCFS is None:
+                    self._written.append(path)
+            self._write_head(*work[-1].head)
+        except OSError as exc:
+            # Everything acknowledged is in the journal, which stays: a restart writes the files.
+            self._failed = ReceiptError(f"receipt file write failed: {exc}")
+        for signed, _, future in finals:
+            if self._failed is None:
+                future.set_result(signed)
+            elif not future.done():
+                future.set_exception(self._failed)
+        self._backlog.release(len(finals))
 
     def _write_file(self, signed: dict[str, Any], body: bytes | None = None) -> Path:
         """The file holds the canonical bytes: what was hashed is what is on disk."""
