@@ -212,3 +212,44 @@ def test_server_connect_dials_only_upstreams_and_passthrough(make_sidecar: Any, 
     with taddons.context(enact):
         parts(enact)[0].server_connect(data)
     assert (server.error is None) is allowed
+
+
+def test_a_bug_while_deciding_refuses_the_request_instead_of_forwarding_it(monkeypatch) -> None:
+    """mitmproxy logs a raising hook and carries on with the flow: Decide must refuse it itself."""
+    import asyncio
+
+    from mitmproxy.test import taddons, tflow, tutils
+
+    from enact_proxy.addons import decide as decide_module
+    from enact_proxy.addons._common import ACTIONS, CALL, WIRE
+    from enact_proxy.addons.decide import Decide
+    from enact_proxy.httpcall import build_call
+    from enact_proxy.models import ActionRequest
+
+    class Root:
+        class state:  # noqa: N801 - stands in for the Sidecar attribute
+            engine = None
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(decide_module, "_judge_all", broken)
+    flow = tflow.tflow(req=tutils.treq(host="api.github.com", port=443, path="/repos/acme/app", method=b"GET"))
+
+    class Engine:
+        mode = "enforce"
+
+        def needs_systems(self, actions: object) -> bool:
+            return False
+
+    Root.state.engine = Engine()  # type: ignore[assignment]
+    flow.metadata[WIRE] = type("W", (), {"system": "github"})()
+    flow.metadata[CALL] = build_call("GET", "api.github.com", "/repos/acme/app", {}, b"", 1024)
+    flow.metadata[ACTIONS] = [ActionRequest(system="github", action="read", payload={})]
+    addon = Decide(Root())  # type: ignore[arg-type]
+    with taddons.context():
+        asyncio.run(addon.request(flow))
+    assert flow.response is not None
+    assert flow.response.status_code == 403
+    assert flow.response.headers["X-Enact-Decision"] == "BLOCK"
+    assert b"internal error while deciding" in flow.response.content

@@ -37,6 +37,18 @@ class Decide:
         wire = flow.metadata.get(WIRE)
         if flow.response is not None or wire is None:
             return
+        try:
+            await self._decide(flow, wire)
+        except Exception as exc:  # noqa: BLE001 - mitmproxy would log a hook error and forward: refuse instead
+            engine = self.root.state.engine
+            for ticket in flow.metadata.pop(TICKETS, None) or []:
+                engine.close(ticket, [ActionResult(action="forward", success=False, output=NOT_FORWARDED)])
+            message = f"Blocked by Enact: internal error while deciding ({type(exc).__name__})"
+            flow.response = http.Response.make(403, (message + "\n").encode(),
+                                               {"content-type": "text/plain; charset=utf-8",
+                                                "X-Enact-Decision": "BLOCK"})
+
+    async def _decide(self, flow: http.HTTPFlow, wire: Any) -> None:
         engine = self.root.state.engine
         call: HttpCall | None = flow.metadata.get(CALL)
         refusal: Refusal | None = flow.metadata.get(REFUSAL)
