@@ -150,6 +150,7 @@ class Relay:
         self.portals: dict[bytes, Portal] = {}
         self.pending: deque[Pending] = deque()
         self.refusals: deque[Refusal] = deque()
+        self.unwritten: list[Any] = []  # BLOCK receipts on their way to disk, awaited before the agent hears
         self.skipping = False  # after a refusal in an extended-protocol batch, until its Sync
         self.sent_batches = 0  # Syncs, Queries and FunctionCalls forwarded (each ends in ReadyForQuery)
         self.seen_ready = 0
@@ -200,6 +201,8 @@ class Relay:
         while True:
             if buffer:
                 chunk = self._scan(buffer)
+                if self.unwritten:
+                    await self._receipts_written()
                 if chunk:
                     self.agent_writer.write(chunk)
                     await self.agent_writer.drain()
@@ -207,6 +210,14 @@ class Relay:
             if not data:
                 return
             buffer += data
+
+    async def _receipts_written(self) -> None:
+        waiting, self.unwritten = self.unwritten, []
+        for future in waiting:
+            try:
+                await asyncio.wrap_future(future)
+            except Exception:  # noqa: BLE001 - the statement is refused either way
+                log.exception("could not write the receipt of a refused statement")
 
     # ---- upstream answers ---------------------------------------------------------------------
 
@@ -539,10 +550,11 @@ class Relay:
 
     def _record(self, refusal: Refusal) -> None:
         # Written when the upstream answers the stand-in, so receipts keep the order of the answers
-        # (an earlier statement of the same pipeline closes its receipt first).
+        # (an earlier statement of the same pipeline closes its receipt first); the agent hears the
+        # refusal once they are on disk.
         for verdict in refusal.verdicts:
             try:
-                self.engine.record(verdict)
+                self.unwritten.append(self.engine.record(verdict))
             except Exception:  # noqa: BLE001 - refused either way
                 log.exception("could not write the receipt of refused %s", verdict.run_id)
         refusal.verdicts = []

@@ -109,7 +109,10 @@ def test_psycopg_refusal_names_receipt_and_session_stays_usable(sidecar: Running
         assert message.startswith("Blocked by Enact: no registered workflow allows postgres.delete_row")
         detail = refused.value.diag.message_detail or ""
         assert detail.startswith("receipt ")
-        receipt = sidecar.receipt(detail.removeprefix("receipt ").strip())
+        run_id = detail.removeprefix("receipt ").strip()
+        # The refusal reaches the agent only once its receipt is on disk: no waiting here.
+        assert list(sidecar.receipts_dir.rglob(f"{run_id}.json")), "BLOCK receipt not written before the answer"
+        receipt = sidecar.receipt(run_id)
         assert receipt["decision"] == "BLOCK" and receipt["action"] == "postgres.delete_row"
         # the same session goes on: simple and extended protocol
         assert conn.execute(f"SELECT count(*) FROM {table}", prepare=False).fetchone() == (1,)
