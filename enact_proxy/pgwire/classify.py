@@ -594,8 +594,8 @@ def _unwrap(node: Any) -> tuple[str, Node]:
     return "", node if isinstance(node, dict) else {}
 
 
-def _walk(root: Any) -> Iterator[tuple[str, Node]]:
-    """Every typed node below ``root`` (not ``root`` itself), depth first in written order."""
+def _nodes(root: Any) -> Iterator[tuple[str, Node, Any]]:
+    """Every mapping at or below ``root``, depth first in written order: (kind, fields, the mapping)."""
     stack: list[Any] = [root]
     while stack:
         item = stack.pop()
@@ -605,25 +605,18 @@ def _walk(root: Any) -> Iterator[tuple[str, Node]]:
         if not isinstance(item, dict):
             continue
         kind, fields = _unwrap(item)
-        if kind and item is not root:
-            yield kind, fields
+        yield kind, fields, item
         stack.extend(reversed([v for v in fields.values() if isinstance(v, dict | list)]))
+
+
+def _walk(root: Any) -> Iterator[tuple[str, Node]]:
+    """Every typed node below ``root`` (not ``root`` itself), depth first in written order."""
+    return ((kind, fields) for kind, fields, item in _nodes(root) if kind and item is not root)
 
 
 def _range_vars(root: Any) -> Iterator[Node]:
     """Every RangeVar (wrapped in a list or a bare ``relation`` field) at or below ``root``."""
-    stack: list[Any] = [root]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(reversed(item))
-            continue
-        if not isinstance(item, dict):
-            continue
-        _, fields = _unwrap(item)
-        if "relname" in fields:
-            yield fields
-        stack.extend(reversed([v for v in fields.values() if isinstance(v, dict | list)]))
+    return (fields for _, fields, _ in _nodes(root) if "relname" in fields)
 
 
 def _from_range_vars(select: Node) -> Iterator[Node]:

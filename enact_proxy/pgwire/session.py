@@ -369,12 +369,11 @@ class Relay:
 
     async def _query(self, frame: Frame, out: list[bytes]) -> None:
         sql = Query.decode(frame.body).sql
-        verdicts = self._judge_sql(sql)
-        if not verdicts:
-            self.pending.append(Pending(self.sent_batches, True, [], []))
-            self._forward_batch_end(frame, out)
-            return
-        if not all(v.forwards for v in verdicts):
+        await self._decide_simple(frame, self._judge_sql(sql), out)
+
+    async def _decide_simple(self, frame: Frame, verdicts: list[Verdict], out: list[bytes]) -> None:
+        """Forward a whole-batch message (Query, FunctionCall) once its passes are durable, or refuse it."""
+        if verdicts and not all(v.forwards for v in verdicts):
             await self._refuse(verdicts, out, simple=True)
             return
         try:
@@ -462,17 +461,7 @@ class Relay:
         action = ActionRequest.model_construct(
             system=SYSTEM, action="execute_sql", request=self.summary,
             payload={"kind": "FunctionCall", "function_oid": oid & 0xFFFFFFFF, "statement": None, "tables": []})
-        verdicts = self._judge([action])
-        if not all(v.forwards for v in verdicts):
-            await self._refuse(verdicts, out, simple=True)
-            return
-        try:
-            tickets = await self._open(verdicts)
-        except NotDurable as exc:
-            await self._refuse(verdicts, out, simple=True, recorded=exc.opened)
-            return
-        self.pending.append(Pending(self.sent_batches, True, verdicts, tickets))
-        self._forward_batch_end(frame, out)
+        await self._decide_simple(frame, self._judge([action]), out)
 
     # ---- judging ------------------------------------------------------------------------------
 
