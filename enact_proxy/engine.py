@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from enact_proxy.models import ActionRequest, ActionResult, Decision, PolicyResult, WorkflowContext
 from enact_proxy.policy import Policy, after_pass, evaluate, instantiate, may_block
-from enact_proxy.receipts.store import ReceiptError, ReceiptStore, Ticket
+from enact_proxy.receipts.store import ReceiptError, StoreFront, Ticket
 from enact_proxy.redact import Redactor
 
 Mode = Literal["enforce", "shadow"]
@@ -83,7 +83,7 @@ class Engine:
         workflows: Mapping[str, Collection[str]],
         actor_email: str,
         actor_roles: Collection[str] = (),
-        receipts: ReceiptStore,
+        receipts: StoreFront,
         mode: Mode = "enforce",
         state: Any = None,
         config_sha256: str | None = None,

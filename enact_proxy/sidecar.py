@@ -14,7 +14,8 @@ from typing import Any
 import connectors
 from enact_proxy.config import EnactConfig
 from enact_proxy.engine import Engine
-from enact_proxy.receipts import ReceiptKey, ReceiptStore
+from enact_proxy.receipts import ReceiptKey
+from enact_proxy.receipts.process import ProcessReceiptStore
 from enact_proxy.redact import Redactor
 from enact_proxy.state import SqliteStateStore
 
@@ -28,7 +29,8 @@ class Sidecar:
         self.config = config
         config.certs_dir.mkdir(parents=True, exist_ok=True)
         self.key = ReceiptKey.load(config.certs_dir)
-        self.store = ReceiptStore(config.receipts_dir, self.key)
+        # Chaining, signing and file writing run in a child process: off this process's GIL.
+        self.store = ProcessReceiptStore(config.receipts_dir, self.key)
         self.wires: dict[str, Any] = {}
         for name, system_config in config.systems.items():
             module = connectors.available()[name]

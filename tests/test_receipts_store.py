@@ -10,9 +10,23 @@ from pathlib import Path
 
 import pytest
 
+from enact_proxy.receipts.process import ProcessReceiptStore
 from enact_proxy.receipts.signing import ReceiptKey
-from enact_proxy.receipts.store import ReceiptError, ReceiptStore
+from enact_proxy.receipts.store import MAX_FILE_BACKLOG, ReceiptError, ReceiptStore
 from tests.conftest import draft, independent_verify, spec_canonical, spec_hash
+
+
+@pytest.fixture(params=[ReceiptStore, ProcessReceiptStore], ids=["threads", "process"])
+def Store(request):  # noqa: N802 - stands for the class under test
+    """Every public-API test runs against the in-process store and the writer-process store."""
+    return request.param
+
+
+@pytest.fixture
+def store(Store, receipt_dir, receipt_key):  # noqa: N803
+    started = Store(receipt_dir, receipt_key).start()
+    yield started
+    started.close()
 
 
 def _on_disk(directory: Path) -> dict[str, dict]:
@@ -59,8 +73,8 @@ def test_head_tracks_newest_hash_and_count(store, receipt_dir, receipt_key):
         assert receipt_key.verify(head)
 
 
-def test_many_concurrent_writers_one_file_each_and_an_intact_chain(receipt_dir, receipt_key):
-    store = ReceiptStore(receipt_dir, receipt_key).start()
+def test_many_concurrent_writers_one_file_each_and_an_intact_chain(Store, receipt_dir, receipt_key):
+    store = Store(receipt_dir, receipt_key).start()
     written: list[str] = []
     lock = threading.Lock()
     errors: list[BaseException] = []
@@ -88,33 +102,33 @@ def test_many_concurrent_writers_one_file_each_and_an_intact_chain(receipt_dir, 
     assert _head(receipt_dir)["count"] == 200
 
 
-def test_restart_continues_the_chain(receipt_dir, receipt_key):
-    with ReceiptStore(receipt_dir, receipt_key) as first:
+def test_restart_continues_the_chain(Store, receipt_dir, receipt_key):
+    with Store(receipt_dir, receipt_key) as first:
         old = [first.write(draft(n)).result(timeout=10) for n in range(3)]
-    with ReceiptStore(receipt_dir, receipt_key) as second:
+    with Store(receipt_dir, receipt_key) as second:
         new = second.write(draft(10)).result(timeout=10)
     assert new["prev_hash"] == spec_hash(old[-1])
     assert _head(receipt_dir)["count"] == 4
     assert independent_verify(receipt_dir, receipt_key.secret) == []
 
 
-def test_restart_without_head_continues_from_the_scanned_tip(receipt_dir, receipt_key):
-    with ReceiptStore(receipt_dir, receipt_key) as first:
+def test_restart_without_head_continues_from_the_scanned_tip(Store, receipt_dir, receipt_key):
+    with Store(receipt_dir, receipt_key) as first:
         old = [first.write(draft(n)).result(timeout=10) for n in range(3)]
     (receipt_dir / "HEAD").unlink()
-    with ReceiptStore(receipt_dir, receipt_key) as second:
+    with Store(receipt_dir, receipt_key) as second:
         new = second.write(draft(10)).result(timeout=10)
     assert new["prev_hash"] == spec_hash(old[-1])
     assert independent_verify(receipt_dir, receipt_key.secret) == []
 
 
-def test_intent_never_closed_becomes_an_unknown_outcome_receipt_on_restart(receipt_dir, receipt_key):
-    store = ReceiptStore(receipt_dir, receipt_key).start()
+def test_intent_never_closed_becomes_an_unknown_outcome_receipt_on_restart(Store, receipt_dir, receipt_key):
+    store = Store(receipt_dir, receipt_key).start()
     before = store.write(draft(0)).result(timeout=10)
     body = draft(1, action="hubspot.create_contact", system="hubspot")
     store.open_intent(body).result(timeout=10)  # durable intent; the action "ran"; then the sidecar died
     store.close()
-    with ReceiptStore(receipt_dir, receipt_key):
+    with Store(receipt_dir, receipt_key):
         pass
     records = _on_disk(receipt_dir)
     recovered = records[body["run_id"]]
@@ -123,20 +137,20 @@ def test_intent_never_closed_becomes_an_unknown_outcome_receipt_on_restart(recei
     assert recovered["prev_hash"] == spec_hash(before)
     assert independent_verify(receipt_dir, receipt_key.secret) == []
     # A second restart does not write it again.
-    with ReceiptStore(receipt_dir, receipt_key):
+    with Store(receipt_dir, receipt_key):
         pass
     assert len(_on_disk(receipt_dir)) == 2
 
 
-def test_closed_intent_is_exactly_one_receipt(receipt_dir, receipt_key):
-    with ReceiptStore(receipt_dir, receipt_key) as store:
+def test_closed_intent_is_exactly_one_receipt(Store, receipt_dir, receipt_key):
+    with Store(receipt_dir, receipt_key) as store:
         body = draft(1)
         ticket = store.open_intent(body).result(timeout=10)
         done = [{"action": "create_contact", "system": "hubspot", "success": True, "output": {"id": "9"}}]
         signed = ticket.close(done).result(timeout=10)
         with pytest.raises(RuntimeError):
             ticket.close(done)
-    with ReceiptStore(receipt_dir, receipt_key):
+    with Store(receipt_dir, receipt_key):
         pass
     records = _on_disk(receipt_dir)
     assert list(records) == [body["run_id"]]
@@ -144,9 +158,10 @@ def test_closed_intent_is_exactly_one_receipt(receipt_dir, receipt_key):
     assert signed["actions_taken"] == done
 
 
-def test_journalled_receipts_whose_files_were_lost_are_rewritten_on_restart(tmp_path, receipt_dir, receipt_key):
+def test_journalled_receipts_whose_files_were_lost_are_rewritten_on_restart(Store, tmp_path, receipt_dir,
+                                                                             receipt_key):
     # A crash after the journal fsync but before the receipt files were made durable.
-    live = ReceiptStore(receipt_dir, receipt_key, checkpoint_seconds=3600).start()
+    live = Store(receipt_dir, receipt_key, checkpoint_seconds=3600).start()
     written = [live.write(draft(n)).result(timeout=10) for n in range(3)]
     crashed = tmp_path / "crashed"
     shutil.copytree(receipt_dir, crashed)
@@ -154,7 +169,7 @@ def test_journalled_receipts_whose_files_were_lost_are_rewritten_on_restart(tmp_
     for path in crashed.rglob("*.json"):
         path.unlink()
     (crashed / "HEAD").unlink()
-    with ReceiptStore(crashed, receipt_key) as recovered:
+    with Store(crashed, receipt_key) as recovered:
         after = recovered.write(draft(9)).result(timeout=10)
     records = _on_disk(crashed)
     assert sorted(records) == sorted([r["run_id"] for r in written] + [after["run_id"]])
@@ -162,8 +177,8 @@ def test_journalled_receipts_whose_files_were_lost_are_rewritten_on_restart(tmp_
     assert independent_verify(crashed, receipt_key.secret) == []
 
 
-def test_journal_write_failure_fails_the_future_and_leaves_the_chain_intact(monkeypatch, store, receipt_dir,
-                                                                            receipt_key):
+def test_journal_write_failure_fails_the_future_and_leaves_the_chain_intact(monkeypatch, receipt_dir, receipt_key):
+    store = ReceiptStore(receipt_dir, receipt_key).start()  # in-process: the failure is injected here
     first = store.write(draft(0)).result(timeout=10)
     real_fsync = os.fsync
 
@@ -185,8 +200,8 @@ def test_journal_write_failure_fails_the_future_and_leaves_the_chain_intact(monk
     assert independent_verify(receipt_dir, receipt_key.secret) == []
 
 
-def test_closed_store_refuses(receipt_dir, receipt_key):
-    store = ReceiptStore(receipt_dir, receipt_key)
+def test_closed_store_refuses(Store, receipt_dir, receipt_key):
+    store = Store(receipt_dir, receipt_key)
     with pytest.raises(ReceiptError):
         store.write(draft()).result(timeout=10)  # never started
     store.start()
@@ -195,12 +210,22 @@ def test_closed_store_refuses(receipt_dir, receipt_key):
         store.write(draft()).result(timeout=10)
 
 
-def test_a_foreign_key_head_is_ignored_and_the_chain_adopted_by_scan(receipt_dir, receipt_key):
-    with ReceiptStore(receipt_dir, receipt_key) as store:
+def test_a_foreign_key_head_is_ignored_and_the_chain_adopted_by_scan(Store, receipt_dir, receipt_key):
+    with Store(receipt_dir, receipt_key) as store:
         old = store.write(draft(0)).result(timeout=10)
     forged = ReceiptKey(b"other").signed({"run_id": "x", "hash": "0" * 64, "count": 99})
     (receipt_dir / "HEAD").write_bytes(spec_canonical(forged))
-    with ReceiptStore(receipt_dir, receipt_key) as store:
+    with Store(receipt_dir, receipt_key) as store:
         new = store.write(draft(1)).result(timeout=10)
     assert new["prev_hash"] == spec_hash(old)
     assert _head(receipt_dir)["count"] == 2
+
+
+def test_a_burst_larger_than_the_file_backlog_is_written_not_deadlocked(Store, receipt_dir, receipt_key):
+    # Found through the writer process: a batch of more finals than the backlog allows waited forever.
+    with Store(receipt_dir, receipt_key) as store:
+        futures = [store.write(draft(n)) for n in range(3 * MAX_FILE_BACKLOG)]
+        signed = [f.result(timeout=60) for f in futures]
+    assert len(_on_disk(receipt_dir)) == 3 * MAX_FILE_BACKLOG
+    assert {s["run_id"] for s in signed} == set(_on_disk(receipt_dir))
+    assert independent_verify(receipt_dir, receipt_key.secret) == []

@@ -55,10 +55,44 @@ class _FileWork:
     head: tuple[str | None, str | None, int]
 
 
+class StoreFront:
+    """The API front doors use; a store supplies ``_submit`` (in-process threads, or a writer process)."""
+
+    def open_intent(self, draft: dict[str, Any]) -> Future[Ticket]:
+        """Make ``draft`` durable as an intent; the future's ticket closes it later."""
+        record = {**draft, "actions_taken": [_unknown_action(draft)]}
+        inner = self._submit("intent", record)
+        outer: Future[Ticket] = Future()
+
+        def done(f: Future[Any]) -> None:
+            exc = f.exception()
+            if exc is not None:
+                outer.set_exception(exc)
+            else:
+                outer.set_result(Ticket(self, draft))
+
+        inner.add_done_callback(done)
+        return outer
+
+    def write(self, record: dict[str, Any]) -> Future[dict[str, Any]]:
+        """Chain, sign and durably write a finished record; the future holds the signed receipt
+        once its file exists."""
+        return self._submit("final", record)
+
+    def _submit(self, kind: str, record: dict[str, Any]) -> Future[Any]:
+        raise NotImplementedError
+
+    def start(self) -> StoreFront:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
 class Ticket:
     """An opened (durable) intent; close it exactly once with what was done."""
 
-    def __init__(self, store: ReceiptStore, draft: dict[str, Any]):
+    def __init__(self, store: StoreFront, draft: dict[str, Any]):
         self._store = store
         self.draft = draft
         self.run_id: str = draft["run_id"]
@@ -87,7 +121,7 @@ def _load_syncfs() -> Any:
 _SYNCFS = _load_syncfs()
 
 
-class ReceiptStore:
+class ReceiptStore(StoreFront):
     def __init__(self, directory: Path | str, key: ReceiptKey, *, checkpoint_seconds: float = 0.5):
         self.directory = Path(directory)
         self.key = key
@@ -143,28 +177,6 @@ class ReceiptStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- the API front doors use -------------------------------------------------------------
-    def open_intent(self, draft: dict[str, Any]) -> Future[Ticket]:
-        """Make ``draft`` durable as an intent; the future's ticket closes it later."""
-        record = {**draft, "actions_taken": [_unknown_action(draft)]}
-        inner = self._submit("intent", record)
-        outer: Future[Ticket] = Future()
-
-        def done(f: Future[Any]) -> None:
-            exc = f.exception()
-            if exc is not None:
-                outer.set_exception(exc)
-            else:
-                outer.set_result(Ticket(self, draft))
-
-        inner.add_done_callback(done)
-        return outer
-
-    def write(self, record: dict[str, Any]) -> Future[dict[str, Any]]:
-        """Chain, sign and durably write a finished record; the future holds the signed receipt
-        once its file exists."""
-        return self._submit("final", record)
-
     def _submit(self, kind: str, record: dict[str, Any]) -> Future[Any]:
         op = _Op(kind, record)
         if self._thread is None or self._failed is not None:
@@ -194,7 +206,7 @@ class ReceiptStore:
 
     def _drain(self, first: _Op | None) -> list[_Op | None]:
         ops = [first]
-        while len(ops) < 4096:
+        while len(ops) < MAX_FILE_BACKLOG:  # a batch never needs more backlog than exists
             try:
                 ops.append(self._queue.get_nowait())
             except queue.Empty:

@@ -1,0 +1,278 @@
+"""The receipt store in its own process, so chaining, signing and file writing never hold the sidecar's GIL.
+
+The sidecar keeps a thin front (:class:`ProcessReceiptStore`, the same API as :class:`ReceiptStore`)
+that pickles each record onto a pipe; a child process runs the real :class:`ReceiptStore` and answers
+with acknowledgements in batches: an intent once its journal entry is fsynced, a final once its
+receipt file exists (with the ``prev_hash`` and signature it was given, so the front can hand back the
+signed receipt without shipping it twice).
+
+Fail closed: if the child dies, every unanswered record and every later one fails with
+:class:`ReceiptError`, so nothing more is forwarded. The child outlives a crashed sidecar only long
+enough to drain its pipe (EOF is its one stop signal; it ignores SIGINT and SIGTERM), and it holds
+an exclusive lock on the receipt folder, so a restarted sidecar's writer waits for it instead of
+forking the chain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import itertools
+import os
+import pickle
+import queue
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import IO, Any
+
+from enact_proxy.receipts.signing import ReceiptKey
+from enact_proxy.receipts.store import ReceiptError, ReceiptStore, StoreFront
+
+LOCK = ".lock"
+LOCK_WAIT_SECONDS = 30.0
+PIPE_BYTES = 1 << 20  # room for ~1k records in flight before a slow child pushes back on the sidecar
+_LENGTH = struct.Struct(">I")
+
+
+def _frame(obj: Any) -> bytes:
+    body = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return _LENGTH.pack(len(body)) + body
+
+
+def _read_frame(stream: IO[bytes]) -> Any:
+    """The next pickled frame, or None at a clean end of stream."""
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        return None
+    (length,) = _LENGTH.unpack(head)
+    body = stream.read(length)
+    if len(body) < length:
+        return None
+    return pickle.loads(body)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _grow_pipe(fd: int) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)  # type: ignore[attr-defined]
+
+
+class ProcessReceiptStore(StoreFront):
+    """A :class:`ReceiptStore` run by a child process; the futures resolve as the child answers."""
+
+    def __init__(self, directory: Path | str, key: ReceiptKey, *, checkpoint_seconds: float = 0.5,
+                 lock_wait_seconds: float = LOCK_WAIT_SECONDS):
+        self.directory = Path(directory)
+        self.key = key
+        self.checkpoint_seconds = checkpoint_seconds
+        self.lock_wait_seconds = lock_wait_seconds
+        self._child: subprocess.Popen[bytes] | None = None
+        self._out = -1
+        self._reader: threading.Thread | None = None
+        self._write_lock = threading.Lock()
+        self._seq = itertools.count()
+        self._pending: dict[int, tuple[str, dict[str, Any], Future[Any]]] = {}
+        self._failed: BaseException | None = None
+
+    def start(self) -> ProcessReceiptStore:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        child = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "enact_proxy.receipts.process"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, start_new_session=True,
+            env=_child_environ())
+        assert child.stdin is not None and child.stdout is not None
+        self._child = child
+        self._out = child.stdin.fileno()
+        _grow_pipe(self._out)
+        # The key travels on the pipe: never in argv or the environment of a process listing.
+        _write_all(self._out, _frame({"directory": str(self.directory), "key": self.key.secret,
+                                      "checkpoint_seconds": self.checkpoint_seconds,
+                                      "lock_wait_seconds": self.lock_wait_seconds}))
+        ready = _read_frame(child.stdout)
+        if not isinstance(ready, dict) or not ready.get("ready"):
+            self._stop_child()
+            detail = ready.get("error") if isinstance(ready, dict) else "it exited"
+            raise ReceiptError(f"receipt writer process did not start: {detail}")
+        self._reader = threading.Thread(target=self._read_acks, args=(child.stdout,),
+                                        name="enact-receipt-acks", daemon=True)
+        self._reader.start()
+        return self
+
+    def close(self) -> None:
+        """Let the child write everything sent so far, then wait for it to exit."""
+        if self._child is None:
+            return
+        with self._write_lock:
+            if self._child.stdin is not None:
+                with contextlib.suppress(OSError):
+                    self._child.stdin.close()
+            self._out = -1  # a late submit fails on a closed descriptor, never writes to a reused one
+        if self._reader is not None:
+            self._reader.join()
+            self._reader = None
+        self._stop_child()
+
+    def __enter__(self) -> ProcessReceiptStore:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid if self._child is not None else None
+
+    def _stop_child(self) -> None:
+        child, self._child = self._child, None
+        if child is None:
+            return
+        try:
+            child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+    def _submit(self, kind: str, record: dict[str, Any]) -> Future[Any]:
+        future: Future[Any] = Future()
+        if self._child is None or self._failed is not None:
+            future.set_exception(ReceiptError(f"receipt store is not running: {self._failed or 'stopped'}"))
+            return future
+        # The pending map has no lock of its own (dict operations are atomic): the ack reader must
+        # never wait behind a submitter blocked on a full pipe, or the two processes would deadlock.
+        with self._write_lock:
+            seq = next(self._seq)
+            self._pending[seq] = (kind, record, future)
+            try:
+                _write_all(self._out, _frame((seq, kind, record)))
+            except (OSError, ValueError) as exc:
+                self._failed = self._failed or ReceiptError(f"receipt writer process is gone: {exc}")
+        if self._failed is not None and self._pending.pop(seq, None) is not None:
+            future.set_exception(self._failed)
+        return future
+
+    def _read_acks(self, stream: IO[bytes]) -> None:
+        while True:
+            try:
+                acks = _read_frame(stream)
+            except (OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
+                acks = None
+                self._failed = self._failed or ReceiptError(f"receipt writer answered garbage: {exc}")
+            if acks is None:
+                break
+            for seq, error, prev_hash, signature in acks:
+                kind, record, future = self._pending.pop(seq)
+                if error is not None:
+                    future.set_exception(ReceiptError(error))
+                elif kind == "intent":
+                    future.set_result(record)
+                else:
+                    future.set_result({**record, "prev_hash": prev_hash, "signature": signature})
+        self._failed = self._failed or ReceiptError("receipt writer process exited")
+        for seq in list(self._pending):
+            entry = self._pending.pop(seq, None)
+            if entry is not None:
+                entry[2].set_exception(self._failed)
+
+
+def _child_environ() -> dict[str, str]:
+    """The child imports the very package this process runs, wherever it was imported from."""
+    root = str(Path(__file__).resolve().parents[2])
+    env = {k: v for k, v in os.environ.items() if k != "ENACT_RECEIPT_KEY"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    return env
+
+
+# -- the child ---------------------------------------------------------------------------------
+def _lock_folder(directory: Path, wait_seconds: float) -> Any:
+    handle = open(directory / LOCK, "a+b")  # noqa: SIM115 - held for the life of the process
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise ReceiptError(f"another receipt writer holds {directory / LOCK}") from None
+            time.sleep(0.05)
+
+
+def _serve(inp: IO[bytes], out: int) -> None:
+    hello = _read_frame(inp)
+    try:
+        directory = Path(hello["directory"])
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = _lock_folder(directory, hello["lock_wait_seconds"])
+        store = ReceiptStore(directory, ReceiptKey(hello["key"]),
+                             checkpoint_seconds=hello["checkpoint_seconds"]).start()
+    except Exception as exc:  # noqa: BLE001 - reported to the sidecar, which refuses to start
+        _write_all(out, _frame({"error": f"{type(exc).__name__}: {exc}"}))
+        return
+    _write_all(out, _frame({"ready": True}))
+    acks: queue.SimpleQueue[tuple[int, str | None, str | None, Any] | None] = queue.SimpleQueue()
+    sender = threading.Thread(target=_send_acks, args=(acks, out), name="enact-receipt-acks", daemon=True)
+    sender.start()
+
+    def answerer(seq: int) -> Callable[[Future[Any]], None]:
+        def answer(future: Future[Any]) -> None:
+            exc = future.exception()
+            if exc is not None:
+                acks.put((seq, str(exc), None, None))
+            else:
+                signed = future.result()
+                acks.put((seq, None, signed.get("prev_hash"), signed.get("signature")))
+        return answer
+
+    while (message := _read_frame(inp)) is not None:
+        seq, kind, record = message
+        store._submit(kind, record).add_done_callback(answerer(seq))
+    store.close()
+    acks.put(None)
+    sender.join()
+    lock.close()
+
+
+def _send_acks(acks: queue.SimpleQueue[Any], out: int) -> None:
+    stopping = False
+    while not stopping:
+        batch = [acks.get()]
+        while True:
+            try:
+                batch.append(acks.get_nowait())
+            except queue.Empty:
+                break
+        if None in batch:
+            stopping = True
+            batch = [a for a in batch if a is not None]
+        if batch:
+            try:
+                _write_all(out, _frame(batch))
+            except OSError:
+                return  # the sidecar is gone; the journal keeps everything for its restart
+
+
+def main() -> None:
+    # EOF on the pipe is the only stop signal: a Ctrl-C or SIGTERM to the sidecar's process group must
+    # not cut the writer off before it has written what the sidecar already sent.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.setswitchinterval(0.0001)
+    out = os.dup(sys.stdout.fileno())
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print must not corrupt the ack stream
+    _grow_pipe(out)
+    _serve(sys.stdin.buffer, out)
+
+
+if __name__ == "__main__":
+    main()

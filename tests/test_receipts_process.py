@@ -1,0 +1,71 @@
+"""enact_proxy/receipts/process.py: the receipt store in a child process, and what happens when it dies."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from enact_proxy.receipts.process import ProcessReceiptStore
+from enact_proxy.receipts.signing import ReceiptKey
+from enact_proxy.receipts.store import ReceiptError, ReceiptStore
+from tests.conftest import draft, independent_verify, spec_hash
+
+
+def test_the_key_reaches_the_child_on_the_pipe_not_in_argv_or_environment(receipt_dir: Path,
+                                                                          receipt_key: ReceiptKey,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENACT_RECEIPT_KEY", receipt_key.secret.decode())
+    with ProcessReceiptStore(receipt_dir, receipt_key) as store:
+        assert store.pid is not None and store.pid != os.getpid()
+        cmdline = Path(f"/proc/{store.pid}/cmdline").read_bytes()
+        environ = Path(f"/proc/{store.pid}/environ").read_bytes()
+        signed = store.write(draft(1)).result(timeout=10)
+    assert receipt_key.secret not in cmdline
+    assert receipt_key.secret not in environ
+    assert receipt_key.verify(signed)
+
+
+def test_a_dead_writer_fails_every_unanswered_and_later_record(receipt_dir: Path, receipt_key: ReceiptKey) -> None:
+    store = ProcessReceiptStore(receipt_dir, receipt_key).start()
+    first = store.write(draft(0)).result(timeout=10)
+    assert store.pid is not None
+    os.kill(store.pid, signal.SIGKILL)
+    store._child.wait(10)  # type: ignore[union-attr]
+    with pytest.raises(ReceiptError):
+        store.open_intent(draft(1)).result(timeout=10)  # no receipt, no action
+    with pytest.raises(ReceiptError):
+        store.write(draft(2)).result(timeout=10)
+    store.close()
+    # What was acknowledged survives; a new writer continues the chain after it.
+    with ReceiptStore(receipt_dir, receipt_key) as restarted:
+        after = restarted.write(draft(3)).result(timeout=10)
+    assert after["prev_hash"] == spec_hash(first)
+    assert independent_verify(receipt_dir, receipt_key.secret) == []
+
+
+def test_the_writer_ignores_sigterm_and_stops_only_when_its_pipe_closes(receipt_dir: Path,
+                                                                       receipt_key: ReceiptKey) -> None:
+    store = ProcessReceiptStore(receipt_dir, receipt_key).start()
+    assert store.pid is not None
+    os.kill(store.pid, signal.SIGTERM)  # e.g. the process group of a stopping sidecar
+    os.kill(store.pid, signal.SIGINT)
+    signed = store.write(draft(1)).result(timeout=10)
+    ticket = store.open_intent(draft(2)).result(timeout=10)
+    store.close()  # the open intent stays journalled and becomes an unknown-outcome receipt on restart
+    with ReceiptStore(receipt_dir, receipt_key):
+        pass
+    on_disk = {p.stem for p in receipt_dir.rglob("*.json")}
+    assert on_disk == {signed["run_id"], ticket.run_id}
+    assert independent_verify(receipt_dir, receipt_key.secret) == []
+
+
+def test_a_second_writer_for_the_same_folder_waits_for_the_lock_then_refuses(receipt_dir: Path,
+                                                                           receipt_key: ReceiptKey) -> None:
+    with ProcessReceiptStore(receipt_dir, receipt_key), pytest.raises(ReceiptError, match="another receipt writer"):
+        ProcessReceiptStore(receipt_dir, receipt_key, lock_wait_seconds=0.2).start()
+    # Once the first has exited the folder is free again.
+    with ProcessReceiptStore(receipt_dir, receipt_key, lock_wait_seconds=0.2) as store:
+        assert receipt_key.verify(store.write(draft(1)).result(timeout=10))
