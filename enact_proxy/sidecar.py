@@ -111,7 +111,7 @@ def run_sidecar(config: EnactConfig) -> int:
 
     # The event loop and the receipt threads trade the GIL at every syscall; with the default 5 ms
     # switch interval a receipt file (four syscalls) could wait 20 ms for it, and the loop as long.
-    sys.setswitchinterval(0.0001)
+    sys.setswitchinterval(0.005)
     # Everything built so far lives as long as the process; a busy proxy allocates fast, and the
     # default young-generation threshold made full collections a visible p99 stall.
     gc.freeze()

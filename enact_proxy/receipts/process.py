@@ -20,7 +20,7 @@ import fcntl
 import itertools
 import os
 import pickle
-import queue
+import select
 import signal
 import struct
 import subprocess
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from enact_proxy.receipts.signing import ReceiptKey
-from enact_proxy.receipts.store import ReceiptError, ReceiptStore, StoreFront
+from enact_proxy.receipts.store import MAX_FILE_BACKLOG, ReceiptError, ReceiptStore, StoreFront, _Op
 
 LOCK = ".lock"
 LOCK_WAIT_SECONDS = 30.0
@@ -208,58 +208,81 @@ def _lock_folder(directory: Path, wait_seconds: float) -> Any:
             time.sleep(0.05)
 
 
-def _serve(inp: IO[bytes], out: int) -> None:
-    hello = _read_frame(inp)
+class _FrameReader:
+    """Frames off a pipe without blocking past a timeout: the child's one thread must also checkpoint."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.buffer = bytearray()
+        self.ended = False
+
+    def read(self, timeout: float | None) -> list[Any]:
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if ready:
+            chunk = os.read(self.fd, PIPE_BYTES)
+            self.ended = not chunk
+            self.buffer += chunk
+        frames = []
+        while len(self.buffer) >= _LENGTH.size:
+            (length,) = _LENGTH.unpack_from(self.buffer)
+            if len(self.buffer) < _LENGTH.size + length:
+                break
+            frames.append(pickle.loads(self.buffer[_LENGTH.size:_LENGTH.size + length]))
+            del self.buffer[:_LENGTH.size + length]
+        return frames
+
+
+def _serve(inp: int, out: int) -> None:
+    """One thread does it all, in rounds: journal what arrived (one fsync), answer the intents, write
+    the files, answer the finals. Threads here would only trade the GIL back and forth."""
+    reader = _FrameReader(inp)
+    hello = None
+    while hello is None and not reader.ended:
+        hello = next(iter(reader.read(None)), None)
     try:
+        assert isinstance(hello, dict), "no start-up message"
         directory = Path(hello["directory"])
         directory.mkdir(parents=True, exist_ok=True)
         lock = _lock_folder(directory, hello["lock_wait_seconds"])
-        store = ReceiptStore(directory, ReceiptKey(hello["key"]),
-                             checkpoint_seconds=hello["checkpoint_seconds"]).start()
+        store = ReceiptStore(directory, ReceiptKey(hello["key"]), checkpoint_seconds=hello["checkpoint_seconds"])
+        store.open_inline()
     except Exception as exc:  # noqa: BLE001 - reported to the sidecar, which refuses to start
         _write_all(out, _frame({"error": f"{type(exc).__name__}: {exc}"}))
         return
     _write_all(out, _frame({"ready": True}))
-    acks: queue.SimpleQueue[tuple[int, str | None, str | None, Any] | None] = queue.SimpleQueue()
-    sender = threading.Thread(target=_send_acks, args=(acks, out), name="enact-receipt-acks", daemon=True)
-    sender.start()
+    acks: list[tuple[int, str | None, str | None, Any]] = []
 
     def answerer(seq: int) -> Callable[[Future[Any]], None]:
         def answer(future: Future[Any]) -> None:
             exc = future.exception()
             if exc is not None:
-                acks.put((seq, str(exc), None, None))
+                acks.append((seq, str(exc), None, None))
             else:
                 signed = future.result()
-                acks.put((seq, None, signed.get("prev_hash"), signed.get("signature")))
+                acks.append((seq, None, signed.get("prev_hash"), signed.get("signature")))
         return answer
 
-    while (message := _read_frame(inp)) is not None:
-        seq, kind, record = message
-        store._submit(kind, record).add_done_callback(answerer(seq))
-    store.close()
-    acks.put(None)
-    sender.join()
+    def flush() -> None:
+        if acks:
+            with contextlib.suppress(OSError):  # the sidecar is gone; the journal keeps it all
+                _write_all(out, _frame(acks))
+            acks.clear()
+
+    while not reader.ended:
+        ops = []
+        for seq, kind, record in reader.read(store.checkpoint_seconds):
+            op = _Op(kind, record)
+            op.future.add_done_callback(answerer(seq))
+            ops.append(op)
+        for at in range(0, len(ops), MAX_FILE_BACKLOG):
+            store.commit_inline(ops[at:at + MAX_FILE_BACKLOG])
+            flush()  # intents: durable now, their passes are waiting
+            store.files_inline()
+            flush()
+        store.files_inline()
+    store.close_inline()
+    flush()
     lock.close()
-
-
-def _send_acks(acks: queue.SimpleQueue[Any], out: int) -> None:
-    stopping = False
-    while not stopping:
-        batch = [acks.get()]
-        while True:
-            try:
-                batch.append(acks.get_nowait())
-            except queue.Empty:
-                break
-        if None in batch:
-            stopping = True
-            batch = [a for a in batch if a is not None]
-        if batch:
-            try:
-                _write_all(out, _frame(batch))
-            except OSError:
-                return  # the sidecar is gone; the journal keeps everything for its restart
 
 
 def main() -> None:
@@ -271,7 +294,7 @@ def main() -> None:
     out = os.dup(sys.stdout.fileno())
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print must not corrupt the ack stream
     _grow_pipe(out)
-    _serve(sys.stdin.buffer, out)
+    _serve(sys.stdin.fileno(), out)
 
 
 if __name__ == "__main__":

@@ -154,6 +154,31 @@ class ReceiptStore(StoreFront):
         self._thread.start()
         return self
 
+    # -- inline: the same store driven by one caller thread (the writer process) -------------
+    def open_inline(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._recover()
+        self._journal = open(self.directory / JOURNAL, "ab")  # noqa: SIM115 - held open for appends
+
+    def commit_inline(self, batch: list[_Op]) -> None:
+        """Journal ``batch`` (one fsync) and answer its intents; ``files_inline`` answers its finals."""
+        if self._failed is not None:
+            for op in batch:
+                op.future.set_exception(ReceiptError(f"receipt store is not running: {self._failed}"))
+        elif batch:
+            self._commit(batch)
+
+    def files_inline(self) -> None:
+        self._maybe_seal()
+        self._file_round(self._take_files(block=False))
+
+    def close_inline(self) -> None:
+        with contextlib.suppress(OSError):
+            self._seal()
+        self._file_round(self._take_files(block=False))
+        self._journal.close()
+        self._journal = None
+
     def close(self) -> None:
         """Flush every queued record, sync every file and leave only the open intents journalled."""
         if self._thread is None:
@@ -287,25 +312,33 @@ class ReceiptStore(StoreFront):
 
     # -- the file thread: receipt files, HEAD, checkpoints ----------------------------------
     def _file_loop(self) -> None:
-        stopping = False
-        while not stopping:
-            pending = [self._files.get()]
-            while True:  # take everything waiting: one HEAD per round, not one per writer batch
-                try:
-                    pending.append(self._files.get_nowait())
-                except queue.Empty:
-                    break
-            work: list[_FileWork] = []
-            for item in pending:
-                if item is None:
-                    stopping = True
-                elif isinstance(item, _FileWork):
-                    work.append(item)
-                else:
-                    self._write_files(work)
-                    work = []
-                    self._checkpoint(item)
-            self._write_files(work)
+        while self._file_round(self._take_files(block=True)):
+            pass
+
+    def _take_files(self, *, block: bool) -> list[_FileWork | Path | None]:
+        """Everything waiting for the file thread: one HEAD per round, not one per writer batch."""
+        pending: list[_FileWork | Path | None] = [self._files.get()] if block else []
+        while True:
+            try:
+                pending.append(self._files.get_nowait())
+            except queue.Empty:
+                return pending
+
+    def _file_round(self, pending: list[_FileWork | Path | None]) -> bool:
+        """Write the files and checkpoints of ``pending``; False once the stop marker is among them."""
+        going = True
+        work: list[_FileWork] = []
+        for item in pending:
+            if item is None:
+                going = False
+            elif isinstance(item, _FileWork):
+                work.append(item)
+            else:
+                self._write_files(work)
+                work = []
+                self._checkpoint(item)
+        self._write_files(work)
+        return going
 
     def _checkpoint(self, sealed: Path) -> None:
         try:
