@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from pathlib import Path
@@ -69,3 +70,23 @@ def test_a_second_writer_for_the_same_folder_waits_for_the_lock_then_refuses(rec
     # Once the first has exited the folder is free again.
     with ProcessReceiptStore(receipt_dir, receipt_key, lock_wait_seconds=0.2) as store:
         assert receipt_key.verify(store.write(draft(1)).result(timeout=10))
+
+
+def test_inside_an_event_loop_the_loop_reads_the_answers_and_close_waits_for_the_rest(
+        receipt_dir: Path, receipt_key: ReceiptKey) -> None:
+    async def sidecar_like() -> tuple[dict, list[dict]]:
+        store = ProcessReceiptStore(receipt_dir, receipt_key).start()
+        assert store._reader is None  # no ack thread: the event loop is the reader
+        ticket = await asyncio.wrap_future(store.open_intent(draft(0)))
+        done = [{"action": "hubspot.create_contact", "system": "hubspot", "success": True}]
+        closed = await asyncio.wrap_future(ticket.close(done))
+        pending = [store.write(draft(n)) for n in range(1, 200)]
+        store.close()  # in the loop: reads the remaining answers itself before the child exits
+        assert all(f.done() for f in pending)
+        return closed, [f.result() for f in pending]
+
+    closed, rest = asyncio.run(sidecar_like())
+    assert receipt_key.verify(closed)
+    assert rest[0]["prev_hash"] == spec_hash(closed)
+    assert len({p.stem for p in receipt_dir.rglob("*.json")}) == 200
+    assert independent_verify(receipt_dir, receipt_key.secret) == []

@@ -15,6 +15,7 @@ forking the chain.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import itertools
@@ -30,7 +31,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from enact_proxy.receipts.signing import ReceiptKey
 from enact_proxy.receipts.store import MAX_FILE_BACKLOG, ReceiptError, ReceiptStore, StoreFront, _Op
@@ -46,16 +47,13 @@ def _frame(obj: Any) -> bytes:
     return _LENGTH.pack(len(body)) + body
 
 
-def _read_frame(stream: IO[bytes]) -> Any:
-    """The next pickled frame, or None at a clean end of stream."""
-    head = stream.read(_LENGTH.size)
-    if len(head) < _LENGTH.size:
-        return None
-    (length,) = _LENGTH.unpack(head)
-    body = stream.read(length)
-    if len(body) < length:
-        return None
-    return pickle.loads(body)
+def _next_frame(reader: _FrameReader) -> Any:
+    """Block for one frame (start-up only); None if the other side ended first."""
+    while not reader.ended:
+        frames = reader.read(None)
+        if frames:
+            return frames[0]
+    return None
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -100,14 +98,21 @@ class ProcessReceiptStore(StoreFront):
         _write_all(self._out, _frame({"directory": str(self.directory), "key": self.key.secret,
                                       "checkpoint_seconds": self.checkpoint_seconds,
                                       "lock_wait_seconds": self.lock_wait_seconds}))
-        ready = _read_frame(child.stdout)
+        self._acks = _FrameReader(child.stdout.fileno())
+        ready = _next_frame(self._acks)
         if not isinstance(ready, dict) or not ready.get("ready"):
             self._stop_child()
             detail = ready.get("error") if isinstance(ready, dict) else "it exited"
             raise ReceiptError(f"receipt writer process did not start: {detail}")
-        self._reader = threading.Thread(target=self._read_acks, args=(child.stdout,),
-                                        name="enact-receipt-acks", daemon=True)
-        self._reader.start()
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+        if self._loop is not None:  # the sidecar: answers are read by its event loop, no thread at all
+            self._loop.add_reader(self._acks.fd, self._on_readable)
+        else:
+            self._reader = threading.Thread(target=self._read_acks, name="enact-receipt-acks", daemon=True)
+            self._reader.start()
         return self
 
     def close(self) -> None:
@@ -122,6 +127,9 @@ class ProcessReceiptStore(StoreFront):
         if self._reader is not None:
             self._reader.join()
             self._reader = None
+        elif self._loop is not None:
+            self._loop.remove_reader(self._acks.fd)
+            self._read_acks()  # the last answers, read right here: the loop is ours until we return
         self._stop_child()
 
     def __enter__(self) -> ProcessReceiptStore:
@@ -162,16 +170,26 @@ class ProcessReceiptStore(StoreFront):
             future.set_exception(self._failed)
         return future
 
-    def _read_acks(self, stream: IO[bytes]) -> None:
-        while True:
-            try:
-                acks = _read_frame(stream)
-            except (OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
-                acks = None
-                self._failed = self._failed or ReceiptError(f"receipt writer answered garbage: {exc}")
-            if acks is None:
-                break
-            for seq, error, prev_hash, signature in acks:
+    def _read_acks(self) -> None:
+        while not self._acks.ended:
+            if not self._take_acks(None):
+                return
+        self._writer_gone(ReceiptError("receipt writer process exited"))
+
+    def _on_readable(self) -> None:
+        if self._take_acks(0) and self._acks.ended:
+            assert self._loop is not None
+            self._loop.remove_reader(self._acks.fd)
+            self._writer_gone(ReceiptError("receipt writer process exited"))
+
+    def _take_acks(self, timeout: float | None) -> bool:
+        try:
+            batches = self._acks.read(timeout)
+        except (OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
+            self._writer_gone(ReceiptError(f"receipt writer answered garbage: {exc}"))
+            return False
+        for batch in batches:
+            for seq, error, prev_hash, signature in batch:
                 kind, record, future = self._pending.pop(seq)
                 if error is not None:
                     future.set_exception(ReceiptError(error))
@@ -179,7 +197,10 @@ class ProcessReceiptStore(StoreFront):
                     future.set_result(record)
                 else:
                     future.set_result({**record, "prev_hash": prev_hash, "signature": signature})
-        self._failed = self._failed or ReceiptError("receipt writer process exited")
+        return True
+
+    def _writer_gone(self, why: ReceiptError) -> None:
+        self._failed = self._failed or why
         for seq in list(self._pending):
             entry = self._pending.pop(seq, None)
             if entry is not None:
@@ -236,9 +257,7 @@ def _serve(inp: int, out: int) -> None:
     """One thread does it all, in rounds: journal what arrived (one fsync), answer the intents, write
     the files, answer the finals. Threads here would only trade the GIL back and forth."""
     reader = _FrameReader(inp)
-    hello = None
-    while hello is None and not reader.ended:
-        hello = next(iter(reader.read(None)), None)
+    hello = _next_frame(reader)
     try:
         assert isinstance(hello, dict), "no start-up message"
         directory = Path(hello["directory"])
