@@ -1,4 +1,8 @@
-"""Durable receipts per second: Enact's ReceiptStore versus one naive fsync'd file per receipt.
+"""Durable receipts per second: Enact's receipt stores versus one naive fsync'd file per receipt.
+
+Two Enact stores, same code underneath: ``process`` (ProcessReceiptStore, what ``enact-proxy run``
+uses: the store runs in a writer process fed over a pipe) and ``threads`` (ReceiptStore in-process,
+what ``EnactClient`` uses in library mode).
 
 Each writer thread writes a receipt and waits until it is durable (``store.write(r).result()``), as
 a request waits before it is forwarded, for ``--seconds``; 1 and 16 writers. Afterwards the store
@@ -25,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._common import fmt, save, spread
-from enact_proxy.receipts import ReceiptKey, ReceiptStore, canonical_bytes
+from enact_proxy.receipts import ReceiptKey, ReceiptStore, StoreFront, canonical_bytes
+from enact_proxy.receipts.process import ProcessReceiptStore
 from enact_proxy.receipts.verify import verify_directory
 
 KEY = ReceiptKey(b"benchmark-receipt-key-" + b"0" * 42)
@@ -49,7 +54,7 @@ def draft() -> dict[str, Any]:
     }
 
 
-def drive(writers: int, seconds: float, write_one: Callable[[], None]) -> int:
+def drive(writers: int, seconds: float, write_one: Callable[[], object]) -> int:
     counts = [0] * writers
     deadline = time.monotonic() + seconds
     start = threading.Barrier(writers)
@@ -70,8 +75,14 @@ def drive(writers: int, seconds: float, write_one: Callable[[], None]) -> int:
     return sum(counts)
 
 
-def enact_store(folder: Path, writers: int, seconds: float) -> tuple[float, bool]:
-    store = ReceiptStore(folder, KEY).start()
+STORES: dict[str, Callable[[Path], StoreFront]] = {
+    "process": lambda folder: ProcessReceiptStore(folder, KEY),  # what enact-proxy run uses
+    "threads": lambda folder: ReceiptStore(folder, KEY),  # in-process: EnactClient (library mode)
+}
+
+
+def enact_store(kind: str, folder: Path, writers: int, seconds: float) -> tuple[float, bool]:
+    store = STORES[kind](folder).start()
     began = time.monotonic()
     written = drive(writers, seconds, lambda: store.write(draft()).result())
     elapsed = time.monotonic() - began
@@ -115,35 +126,42 @@ def naive_files(folder: Path, writers: int, seconds: float) -> tuple[float, bool
 
 
 def main() -> None:
-    # The sidecar runs its receipt threads with this GIL switch interval (enact_proxy/sidecar.py); the
-    # default 5 ms would measure GIL hand-offs between the writer threads rather than the store.
+    # In-process, 16 waiting writer threads and the store's two threads share one GIL; at the default
+    # 5 ms switch interval this would measure GIL hand-offs rather than the store.
     sys.setswitchinterval(0.0001)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--writers", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--stores", nargs="+", default=list(STORES), choices=list(STORES))
     parser.add_argument("--dir", default=None, help="folder on the disk to measure (default: a temp folder)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="enact-bench-receipts-", dir=args.dir))
     results = []
     for writers in args.writers:
-        naive, enact, ratios, verified = [], [], [], True
+        naive: list[float] = []
+        rates: dict[str, list[float]] = {kind: [] for kind in args.stores}
+        verified = True
         for round_no in range(args.rounds):
             base, _ = naive_files(root / f"naive-{writers}-{round_no}", writers, args.seconds)
-            rate, ok = enact_store(root / f"enact-{writers}-{round_no}", writers, args.seconds)
-            verified &= ok
             naive.append(base)
-            enact.append(rate)
-            ratios.append(rate / base)
-            print(f"  writers={writers} round {round_no + 1}: naive {base:8.0f}/s  enact {rate:8.0f}/s  "
-                  f"verified={ok}", flush=True)
-        results.append({"writers": writers, "naive_per_s": spread(naive), "enact_per_s": spread(enact),
-                        "ratio": spread(ratios), "verified": verified})
-    print("| writers | naive fsync'd file per receipt /s | Enact ReceiptStore /s | ratio | verify_directory |")
-    print("|---|---|---|---|---|")
+            line = f"  writers={writers} round {round_no + 1}: naive {base:8.0f}/s"
+            for kind in args.stores:
+                rate, ok = enact_store(kind, root / f"{kind}-{writers}-{round_no}", writers, args.seconds)
+                verified &= ok
+                rates[kind].append(rate)
+                line += f"  {kind} {rate:8.0f}/s"
+            print(f"{line}  verified={verified}", flush=True)
+        results.append({"writers": writers, "naive_per_s": spread(naive), "verified": verified,
+                        **{f"{kind}_per_s": spread(r) for kind, r in rates.items()},
+                        **{f"{kind}_ratio": spread([e / b for e, b in zip(r, naive, strict=True)])
+                           for kind, r in rates.items()}})
+    print("| writers | naive fsync'd file per receipt /s | "
+          + " | ".join(f"Enact {kind} /s | ratio" for kind in args.stores) + " | verify_directory |")
+    print("|---|---|" + "---|---|" * len(args.stores) + "---|")
     for r in results:
-        print(f"| {r['writers']} | {fmt(r['naive_per_s'], 0)} | {fmt(r['enact_per_s'], 0)} | "
-              f"**{fmt(r['ratio'], 2)}×** | {'all OK' if r['verified'] else 'FAILED'} |")
+        cells = " | ".join(f"{fmt(r[f'{kind}_per_s'], 0)} | **{fmt(r[f'{kind}_ratio'], 2)}×**" for kind in args.stores)
+        print(f"| {r['writers']} | {fmt(r['naive_per_s'], 0)} | {cells} | {'all OK' if r['verified'] else 'FAILED'} |")
     path = save("receipts", {"args": vars(args), "results": results, "folder": str(root)})
     print(f"results: {path}")
 

@@ -33,11 +33,15 @@ _TEXT_SECRETS = re.compile(
 # Cheap test first: text with none of these cannot match any pattern above.
 _MAYBE_SECRET = re.compile(r"(?i)://|bearer|token\s|basic\s|pass|pwd|gh[pousr]_|github_pat_|pat-")
 _JSON_SCALARS = (str, int, float, bool, type(None))
+_PLAIN = frozenset({int, float, bool, type(None)})  # exact types that can hold no secret
 
 
 def is_secret_name(name: str) -> bool:
     key = name.strip().lower().replace("-", "_")
     return key in _SECRET_NAMES or key.endswith(_SECRET_SUFFIXES)
+
+
+_secret_name = lru_cache(maxsize=4096)(is_secret_name)  # keys repeat on every receipt
 
 
 class Redactor:
@@ -73,23 +77,31 @@ class Redactor:
         return self.scrub_text(value)
 
     def _walk(self, value: Any, path: str, masked: list[str]) -> Any:
-        if isinstance(value, dict):
-            out = {}
-            for k, v in value.items():
-                child = f"{path}.{k}" if path else str(k)
-                if is_secret_name(str(k)) and v not in (None, "", MASK):
-                    out[str(k)] = MASK
-                    masked.append(child)
-                else:
-                    out[str(k)] = self._walk(v, child, masked)
-            return out
-        if isinstance(value, (list, tuple)):
-            return [self._walk(v, f"{path}[{i}]", masked) for i, v in enumerate(value)]
-        if isinstance(value, str):
+        # Hot path (every receipt): exact types first; a path string is built only where one is needed.
+        kind = type(value)
+        if kind is str:
             cleaned = self._clean(value)
             if cleaned != value:
                 masked.append(path)
             return cleaned
+        if kind in _PLAIN:
+            return value
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                key = k if type(k) is str else str(k)
+                if _secret_name(key) and v not in (None, "", MASK):
+                    out[key] = MASK
+                    masked.append(f"{path}.{key}" if path else key)
+                elif type(v) in _PLAIN:
+                    out[key] = v
+                else:
+                    out[key] = self._walk(v, f"{path}.{key}" if path else key, masked)
+            return out
+        if isinstance(value, (list, tuple)):
+            return [v if type(v) in _PLAIN else self._walk(v, f"{path}[{i}]", masked) for i, v in enumerate(value)]
+        if isinstance(value, str):
+            return self._walk(str(value), path, masked)
         if isinstance(value, _JSON_SCALARS):
             return value
         return self._walk(str(value), path, masked)  # bytes, datetimes, decimals: as text

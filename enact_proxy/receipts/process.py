@@ -309,7 +309,6 @@ def main() -> None:
     # not cut the writer off before it has written what the sidecar already sent.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    sys.setswitchinterval(0.0001)
     out = os.dup(sys.stdout.fileno())
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print must not corrupt the ack stream
     _grow_pipe(out)
