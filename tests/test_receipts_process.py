@@ -90,3 +90,18 @@ def test_inside_an_event_loop_the_loop_reads_the_answers_and_close_waits_for_the
     assert rest[0]["prev_hash"] == spec_hash(closed)
     assert len({p.stem for p in receipt_dir.rglob("*.json")}) == 200
     assert independent_verify(receipt_dir, receipt_key.secret) == []
+
+
+def test_a_loop_that_submits_without_reading_answers_does_not_deadlock_the_two_processes(
+        receipt_dir: Path, receipt_key: ReceiptKey) -> None:
+    # One event-loop callback submits far more than both pipes hold before the loop can read a single
+    # answer: the writer must keep reading while its answers wait.
+    async def burst() -> int:
+        store = ProcessReceiptStore(receipt_dir, receipt_key).start()
+        # ~20 MB of records out, ~3 MB of answers back (each carries a signature): both pipes fill.
+        futures = [store.write(draft(n, payload={"blob": "x" * 500})) for n in range(20_000)]
+        signed = [await asyncio.wrap_future(f) for f in futures]
+        store.close()
+        return len(signed)
+
+    assert asyncio.run(asyncio.wait_for(burst(), 300)) == 20_000

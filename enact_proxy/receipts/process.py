@@ -237,8 +237,11 @@ class _FrameReader:
         self.buffer = bytearray()
         self.ended = False
 
-    def read(self, timeout: float | None) -> list[Any]:
-        ready, _, _ = select.select([self.fd], [], [], timeout)
+    def read(self, timeout: float | None, answers: _Answers | None = None) -> list[Any]:
+        waiting = [answers.fd] if answers is not None and answers.unsent else []
+        ready, writable, _ = select.select([self.fd], waiting, [], timeout)
+        if writable and answers is not None:
+            answers.flush()
         if ready:
             chunk = os.read(self.fd, PIPE_BYTES)
             self.ended = not chunk
@@ -251,6 +254,35 @@ class _FrameReader:
             frames.append(pickle.loads(self.buffer[_LENGTH.size:_LENGTH.size + length]))
             del self.buffer[:_LENGTH.size + length]
         return frames
+
+
+class _Answers:
+    """Acknowledgements to the sidecar, written without ever blocking: a sidecar blocked writing to
+    this process must not wait for this process blocked writing to it (two full pipes, a deadlock)."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.unsent = bytearray()
+        os.set_blocking(fd, False)
+
+    def send(self, data: bytes) -> None:
+        self.unsent += data
+        self.flush()
+
+    def flush(self) -> None:
+        while self.unsent:
+            try:
+                sent = os.write(self.fd, self.unsent)
+            except BlockingIOError:
+                return
+            except OSError:  # the sidecar is gone; the journal keeps everything for its restart
+                self.unsent.clear()
+                return
+            del self.unsent[:sent]
+
+    def finish(self) -> None:
+        os.set_blocking(self.fd, True)
+        self.flush()
 
 
 def _serve(inp: int, out: int) -> None:
@@ -269,6 +301,7 @@ def _serve(inp: int, out: int) -> None:
         _write_all(out, _frame({"error": f"{type(exc).__name__}: {exc}"}))
         return
     _write_all(out, _frame({"ready": True}))
+    answers = _Answers(out)
     acks: list[tuple[int, str | None, str | None, Any]] = []
 
     def answerer(seq: int) -> Callable[[Future[Any]], None]:
@@ -283,13 +316,12 @@ def _serve(inp: int, out: int) -> None:
 
     def flush() -> None:
         if acks:
-            with contextlib.suppress(OSError):  # the sidecar is gone; the journal keeps it all
-                _write_all(out, _frame(acks))
+            answers.send(_frame(acks))
             acks.clear()
 
     while not reader.ended:
         ops = []
-        for seq, kind, record in reader.read(store.checkpoint_seconds):
+        for seq, kind, record in reader.read(store.checkpoint_seconds, answers):
             op = _Op(kind, record)
             op.future.add_done_callback(answerer(seq))
             ops.append(op)
@@ -301,6 +333,7 @@ def _serve(inp: int, out: int) -> None:
         store.files_inline()
     store.close_inline()
     flush()
+    answers.finish()
     lock.close()
 
 
