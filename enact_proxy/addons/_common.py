@@ -1,11 +1,9 @@
-"""Small pieces the addons share: metadata keys, decision headers, awaiting durable receipts."""
+"""Small pieces the addons share: metadata keys and decision headers."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
-from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import Any
 
 from enact_proxy.engine import Verdict
 from enact_proxy.models import Decision
@@ -17,13 +15,6 @@ REFUSAL = "enact.refusal"
 VERDICTS = "enact.verdicts"
 TICKETS = "enact.tickets"
 PASSTHROUGH = "enact.passthrough"
-
-T = TypeVar("T")
-
-
-async def durable(future: Future[T]) -> T:
-    return await asyncio.wrap_future(future)
-
 
 def decision_headers(verdicts: Sequence[Verdict]) -> dict[str, str]:
     """``X-Enact-Decision`` (what the policies decided), ``X-Enact-Receipt`` and, in shadow, ``X-Enact-Mode``."""

@@ -17,11 +17,11 @@ from enact_proxy.addons._common import (
     VERDICTS,
     WIRE,
     decision_headers,
-    durable,
     strip_enact_headers,
 )
 from enact_proxy.engine import Engine, Verdict, block_message
 from enact_proxy.models import ActionRequest, ActionResult, Decision, RequestSummary
+from enact_proxy.receipts.waiting import durable
 
 if TYPE_CHECKING:
     from enact_proxy.addons.enact import Enact

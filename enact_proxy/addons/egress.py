@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 from mitmproxy import http, tls
 from mitmproxy.proxy import server_hooks
 
-from enact_proxy.addons._common import PASSTHROUGH, decision_headers, durable
+from enact_proxy.addons._common import PASSTHROUGH, decision_headers
 from enact_proxy.httpcall import normalise_host
 from enact_proxy.models import ActionRequest, RequestSummary
+from enact_proxy.receipts.waiting import durable
 
 if TYPE_CHECKING:
     from enact_proxy.addons.enact import Enact

@@ -41,6 +41,7 @@ from enact_proxy.pgwire.messages import (
     ProtocolError,
     Query,
 )
+from enact_proxy.receipts.waiting import durable
 
 log = logging.getLogger("enact.pgwire")
 
@@ -215,7 +216,7 @@ class Relay:
         waiting, self.unwritten = self.unwritten, []
         for future in waiting:
             try:
-                await asyncio.wrap_future(future)
+                await durable(future)
             except Exception:  # noqa: BLE001 - the statement is refused either way
                 log.exception("could not write the receipt of a refused statement")
 
@@ -515,7 +516,7 @@ class Relay:
         failure: BaseException | None = None
         for future in futures:
             try:
-                tickets.append(await asyncio.wrap_future(future))
+                tickets.append(await durable(future))
             except Exception as exc:  # noqa: BLE001 - no receipt, no action
                 failure = failure or exc
         if failure is None:
