@@ -16,6 +16,14 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def tree_rss(pid: int) -> int:
+    """RSS in bytes of a process and all its children: the sidecar counts with its receipt writer."""
+    import psutil
+
+    root = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+
+
 def spread(values: list[float]) -> dict[str, float]:
     """Median with min and max over the runs (few runs: min/max say more than a stdev)."""
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": len(values)}

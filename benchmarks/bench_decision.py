@@ -115,7 +115,7 @@ def cedar_one_rule() -> Callable[[], Any] | str:
     policies: Any = CEDAR_POLICY
     if hasattr(cedarpy, "PolicySet"):
         try:
-            policies = cedarpy.PolicySet(CEDAR_POLICY)  # parsed once, as a server would keep it
+            policies = cedarpy.PolicySet(CEDAR_POLICY)  # type: ignore[call-arg]  # parsed once, as a server keeps it
         except Exception:  # noqa: BLE001 - older cedarpy: policy text each call
             policies = CEDAR_POLICY
     if cedarpy.is_authorized(request, policies, entities).decision != cedarpy.Decision.Allow:

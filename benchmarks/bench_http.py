@@ -20,7 +20,7 @@ from typing import Any
 from benchmarks._common import fmt, save, spread, tool_version, version
 from benchmarks._proxies import AGENT_HOST, Proc, require_hey, run_hey, start_enact, start_mitmdump, start_upstream
 
-SCENARIOS = {
+SCENARIOS: dict[str, dict[str, Any]] = {
     # hubspot.get_contact: every policy runs, none needs the network.
     "get_contact": {"method": "GET", "url": f"https://{AGENT_HOST}/crm/v3/objects/contacts/101", "body": None},
     # hubspot.create_contact: no_duplicate_contacts searches the upstream before the request is forwarded.

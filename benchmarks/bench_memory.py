@@ -15,16 +15,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-from benchmarks._common import save, version
+from benchmarks._common import save, tree_rss, version
 from benchmarks._proxies import AGENT_HOST, Proc, require_hey, run_hey, start_enact, start_mitmdump, start_upstream
 
 URL = f"https://{AGENT_HOST}/crm/v3/objects/contacts/101"
 
 
 def rss_mb(proc: Proc) -> float:
-    return psutil.Process(proc.pid).memory_info().rss / 2**20
+    return tree_rss(proc.pid) / 2**20
 
 
 def main() -> None:

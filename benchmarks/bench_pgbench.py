@@ -39,10 +39,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psutil
 import yaml
 
-from benchmarks._common import fmt, save, spread, tool_version, version
+from benchmarks._common import fmt, save, spread, tool_version, tree_rss, version
 from benchmarks._proxies import ALL_POLICIES, Proc, _start
 from enact_proxy.launcher import start_sidecar
 from enact_proxy.sandbox.postgres import PgServer, running_postgres
@@ -185,13 +184,13 @@ class RssSampler:
     """The sidecar's RSS once a second (its peak, and the series) while a long run goes on."""
 
     def __init__(self, pid: int):
-        self.process = psutil.Process(pid)
+        self.pid = pid
         self.samples: list[tuple[float, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def rss(self) -> int:
-        return int(self.process.memory_info().rss)
+        return tree_rss(self.pid)
 
     def _run(self) -> None:
         start = time.monotonic()
@@ -211,12 +210,11 @@ def memory_run(binary: str, workdir: Path, pg: PgServer, statements: int, client
     enact = start_enact(workdir, pg)
     try:
         login = {"PGUSER": "agent", "PGDATABASE": "app"}
-        process = psutil.Process(enact.pid)
         time.sleep(1.0)
-        at_start = process.memory_info().rss
+        at_start = tree_rss(enact.pid)
         warmup = 20_000
         pgbench(binary, enact.address, login, ["-n", "-S", "-c", str(clients), "-j", "2", "-t", str(warmup // clients)])
-        after_warmup = process.memory_info().rss
+        after_warmup = tree_rss(enact.pid)
         per_client = statements // clients
         began = time.monotonic()
         with RssSampler(enact.pid) as sampler:
@@ -224,7 +222,7 @@ def memory_run(binary: str, workdir: Path, pg: PgServer, statements: int, client
                           ["-n", "-S", "-c", str(clients), "-j", "2", "-t", str(per_client)], timeout=6 * 3600)
         elapsed = time.monotonic() - began
         time.sleep(1.0)
-        after = process.memory_info().rss
+        after = tree_rss(enact.pid)
         tps = TPS.search(out)
         peak = max([rss for _, rss in sampler.samples] + [after])
         return {

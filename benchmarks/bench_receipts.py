@@ -75,18 +75,31 @@ def drive(writers: int, seconds: float, write_one: Callable[[], object]) -> int:
     return sum(counts)
 
 
+TAKEN = [{"action": "hubspot.create_contact", "system": "hubspot", "success": True,
+          "output": {"status": 201, "id": "101"}}]
 STORES: dict[str, Callable[[Path], StoreFront]] = {
-    "process": lambda folder: ProcessReceiptStore(folder, KEY),  # what enact-proxy run uses
-    "threads": lambda folder: ReceiptStore(folder, KEY),  # in-process: EnactClient (library mode)
+    # what enact-proxy run uses; each writer waits until its receipt file exists
+    "process": lambda folder: ProcessReceiptStore(folder, KEY),
+    # the same store used as the sidecar uses it: wait until the intent is durable (the moment a pass
+    # may be forwarded), then close it with the outcome without waiting; the clock stops only once
+    # every receipt file is written and synced (store.close())
+    "process-intents": lambda folder: ProcessReceiptStore(folder, KEY),
+    # in-process threads: EnactClient (library mode); each writer waits until its receipt file exists
+    "threads": lambda folder: ReceiptStore(folder, KEY),
 }
 
 
 def enact_store(kind: str, folder: Path, writers: int, seconds: float) -> tuple[float, bool]:
     store = STORES[kind](folder).start()
+
+    def one_intent() -> None:
+        store.open_intent(draft()).result().close(TAKEN)
+
     began = time.monotonic()
-    written = drive(writers, seconds, lambda: store.write(draft()).result())
-    elapsed = time.monotonic() - began
+    written = drive(writers, seconds,
+                    one_intent if kind == "process-intents" else lambda: store.write(draft()).result())
     store.close()
+    elapsed = time.monotonic() - began
     report = verify_directory(folder, KEY)
     ok = report.ok and report.checked == written
     if not ok:

@@ -1,10 +1,12 @@
 """The receipt store in its own process, so chaining, signing and file writing never hold the sidecar's GIL.
 
 The sidecar keeps a thin front (:class:`ProcessReceiptStore`, the same API as :class:`ReceiptStore`)
-that pickles each record onto a pipe; a child process runs the real :class:`ReceiptStore` and answers
-with acknowledgements in batches: an intent once its journal entry is fsynced, a final once its
-receipt file exists (with the ``prev_hash`` and signature it was given, so the front can hand back the
-signed receipt without shipping it twice).
+that pickles each record onto a pipe; a child process drives the real :class:`ReceiptStore` from one
+thread, in rounds, and answers in batches: an intent once its journal entry is fsynced, a final once
+its receipt file exists (with the ``prev_hash`` and signature it was given, so the front can hand back
+the signed receipt without shipping it twice). Started inside an event loop (the sidecar), the front
+reads the answers on that loop; elsewhere on a thread. The child never blocks writing answers, so a
+front blocked on a full pipe can never wait for a child blocked on the other one.
 
 Fail closed: if the child dies, every unanswered record and every later one fails with
 :class:`ReceiptError`, so nothing more is forwarded. The child outlives a crashed sidecar only long
@@ -34,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from enact_proxy.receipts.signing import ReceiptKey
-from enact_proxy.receipts.store import MAX_FILE_BACKLOG, ReceiptError, ReceiptStore, StoreFront, _Op
+from enact_proxy.receipts.store import MAX_FILE_BACKLOG, Op, ReceiptError, ReceiptStore, StoreFront
 
 LOCK = ".lock"
 LOCK_WAIT_SECONDS = 30.0
@@ -322,7 +324,7 @@ def _serve(inp: int, out: int) -> None:
     while not reader.ended:
         ops = []
         for seq, kind, record in reader.read(store.checkpoint_seconds, answers):
-            op = _Op(kind, record)
+            op = Op(kind, record)
             op.future.add_done_callback(answerer(seq))
             ops.append(op)
         for at in range(0, len(ops), MAX_FILE_BACKLOG):

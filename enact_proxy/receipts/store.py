@@ -41,7 +41,7 @@ class ReceiptError(Exception):
 
 
 @dataclass
-class _Op:
+class Op:
     kind: str  # "intent" | "final"
     record: dict[str, Any]
     future: Future[Any] = field(default_factory=Future)
@@ -126,7 +126,7 @@ class ReceiptStore(StoreFront):
         self.directory = Path(directory)
         self.key = key
         self.checkpoint_seconds = checkpoint_seconds
-        self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
         self._files: queue.SimpleQueue[_FileWork | Path | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._filer: threading.Thread | None = None
@@ -160,7 +160,7 @@ class ReceiptStore(StoreFront):
         self._recover()
         self._journal = open(self.directory / JOURNAL, "ab")  # noqa: SIM115 - held open for appends
 
-    def commit_inline(self, batch: list[_Op]) -> None:
+    def commit_inline(self, batch: list[Op]) -> None:
         """Journal ``batch`` (one fsync) and answer its intents; ``files_inline`` answers its finals."""
         if self._failed is not None:
             for op in batch:
@@ -203,7 +203,7 @@ class ReceiptStore(StoreFront):
         self.close()
 
     def _submit(self, kind: str, record: dict[str, Any]) -> Future[Any]:
-        op = _Op(kind, record)
+        op = Op(kind, record)
         if self._thread is None or self._failed is not None:
             op.future.set_exception(ReceiptError(f"receipt store is not running: {self._failed or 'stopped'}"))
         else:
@@ -219,7 +219,7 @@ class ReceiptStore(StoreFront):
             except queue.Empty:
                 self._maybe_seal()
                 continue
-            batch: list[_Op] = []
+            batch: list[Op] = []
             for op in self._drain(first):
                 if op is None:
                     stopping = True
@@ -229,7 +229,7 @@ class ReceiptStore(StoreFront):
                 self._commit(batch)
             self._maybe_seal()
 
-    def _drain(self, first: _Op | None) -> list[_Op | None]:
+    def _drain(self, first: Op | None) -> list[Op | None]:
         ops = [first]
         while len(ops) < MAX_FILE_BACKLOG:  # a batch never needs more backlog than exists
             try:
@@ -238,7 +238,7 @@ class ReceiptStore(StoreFront):
                 break
         return ops
 
-    def _commit(self, batch: list[_Op]) -> None:
+    def _commit(self, batch: list[Op]) -> None:
         lines: list[bytes] = []
         finals: list[tuple[dict[str, Any], bytes, Future[Any]]] = []
         saved = (self.tip_hash, self.tip_run_id, self.count)
