@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from enact_proxy.receipts.process import ProcessReceiptStore
+from enact_proxy.receipts.process import ProcessReceiptStore, _frame
 from enact_proxy.receipts.signing import ReceiptKey
 from enact_proxy.receipts.store import ReceiptError, ReceiptStore
 from tests.conftest import draft, independent_verify, spec_hash
@@ -105,3 +107,20 @@ def test_a_loop_that_submits_without_reading_answers_does_not_deadlock_the_two_p
         return len(signed)
 
     assert asyncio.run(asyncio.wait_for(burst(), 300)) == 20_000
+
+
+def test_an_answer_that_makes_no_sense_fails_every_pending_record_instead_of_leaving_it_waiting(
+        receipt_dir: Path, receipt_key: ReceiptKey) -> None:
+    async def confused() -> None:
+        store = ProcessReceiptStore(receipt_dir, receipt_key).start()
+        waiting: Future[Any] = Future()
+        store._pending[10**9] = ("intent", draft(1), waiting)  # a record the writer has not answered yet
+        store._acks.buffer += _frame([(424242, None, None, None)])  # an answer to nothing ever sent
+        store._on_readable()
+        with pytest.raises(ReceiptError, match="answered garbage: KeyError"):
+            waiting.result(timeout=1)
+        with pytest.raises(ReceiptError, match="answered garbage"):
+            store.open_intent(draft(2)).result(timeout=1)  # no receipt, no action
+        store.close()
+
+    asyncio.run(confused())

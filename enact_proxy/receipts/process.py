@@ -179,26 +179,27 @@ class ProcessReceiptStore(StoreFront):
         self._writer_gone(ReceiptError("receipt writer process exited"))
 
     def _on_readable(self) -> None:
-        if self._take_acks(0) and self._acks.ended:
+        if not self._take_acks(0) or self._acks.ended:
             assert self._loop is not None
             self._loop.remove_reader(self._acks.fd)
             self._writer_gone(ReceiptError("receipt writer process exited"))
 
     def _take_acks(self, timeout: float | None) -> bool:
+        """Settle the answered futures; False (and every pending future failed) on an answer that makes
+        no sense, so a confused writer refuses actions instead of leaving them waiting forever."""
         try:
-            batches = self._acks.read(timeout)
-        except (OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
-            self._writer_gone(ReceiptError(f"receipt writer answered garbage: {exc}"))
+            for batch in self._acks.read(timeout):
+                for seq, error, prev_hash, signature in batch:
+                    kind, record, future = self._pending.pop(seq)
+                    if error is not None:
+                        future.set_exception(ReceiptError(error))
+                    elif kind == "intent":
+                        future.set_result(record)
+                    else:
+                        future.set_result({**record, "prev_hash": prev_hash, "signature": signature})
+        except (OSError, pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError) as exc:
+            self._writer_gone(ReceiptError(f"receipt writer answered garbage: {type(exc).__name__}: {exc}"))
             return False
-        for batch in batches:
-            for seq, error, prev_hash, signature in batch:
-                kind, record, future = self._pending.pop(seq)
-                if error is not None:
-                    future.set_exception(ReceiptError(error))
-                elif kind == "intent":
-                    future.set_result(record)
-                else:
-                    future.set_result({**record, "prev_hash": prev_hash, "signature": signature})
         return True
 
     def _writer_gone(self, why: ReceiptError) -> None:

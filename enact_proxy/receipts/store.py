@@ -145,9 +145,7 @@ class ReceiptStore(StoreFront):
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> ReceiptStore:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._recover()
-        self._journal = open(self.directory / JOURNAL, "ab")  # noqa: SIM115 - held open for appends
+        self.open_inline()
         self._filer = threading.Thread(target=self._file_loop, name="enact-receipt-files", daemon=True)
         self._filer.start()
         self._thread = threading.Thread(target=self._run, name="enact-receipts", daemon=True)
@@ -156,6 +154,7 @@ class ReceiptStore(StoreFront):
 
     # -- inline: the same store driven by one caller thread (the writer process) -------------
     def open_inline(self) -> None:
+        """Recover what is on disk and open the journal (``start`` does this, then starts its threads)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self._recover()
         self._journal = open(self.directory / JOURNAL, "ab")  # noqa: SIM115 - held open for appends
