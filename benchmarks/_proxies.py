@@ -122,19 +122,24 @@ def start_mitmdump(workdir: Path, upstream_port: int) -> Proc:
                                "-s", str(script)], r"mitmdump listening on http://([\d.]+:\d+)")
 
 
-def write_enact_config(workdir: Path, upstream: str) -> Path:
+HUBSPOT_WORKFLOWS = {"new_lead_workflow": ["hubspot.create_contact", "hubspot.get_contact",
+                                             "hubspot.create_deal", "hubspot.create_task"]}
+
+
+def write_enact_config(workdir: Path, systems: dict[str, Any], workflows: dict[str, list[str]],
+                       listen: dict[str, str] | None = None) -> Path:
+    """The benchmarks' enact.yaml: every built-in policy, enforce mode, durable receipts."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = {
         "version": 1,
         "actor": {"email": "agent@company.com", "roles": ["sales_agent", "engineer"]},
         "mode": "enforce",
-        "listen": {"http": "127.0.0.1:0"},
+        "listen": listen or {"http": "127.0.0.1:0"},
         "receipts": {"dir": "receipts"},
         "certs_dir": "certs",
         "egress": {"passthrough": []},
-        "systems": {"hubspot": {"upstream": upstream}},
-        "workflows": {"new_lead_workflow": ["hubspot.create_contact", "hubspot.get_contact",
-                                            "hubspot.create_deal", "hubspot.create_task"]},
+        "systems": systems,
+        "workflows": workflows,
         "policies": ALL_POLICIES,
     }
     path = workdir / "enact.yaml"
@@ -143,7 +148,7 @@ def write_enact_config(workdir: Path, upstream: str) -> Path:
 
 
 def start_enact(workdir: Path, upstream: str) -> Proc:
-    sidecar = start_sidecar(write_enact_config(workdir, upstream))
+    sidecar = start_sidecar(write_enact_config(workdir, {"hubspot": {"upstream": upstream}}, HUBSPOT_WORKFLOWS))
     return Proc("enact", sidecar.process, sidecar.http, sidecar.output)
 
 

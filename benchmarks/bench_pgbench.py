@@ -39,10 +39,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from benchmarks._common import fmt, save, spread, tool_version, tree_rss, version
-from benchmarks._proxies import ALL_POLICIES, Proc, _start
+from benchmarks._proxies import Proc, _start, write_enact_config
 from enact_proxy.launcher import start_sidecar
 from enact_proxy.sandbox.postgres import PgServer, running_postgres
 
@@ -87,21 +85,8 @@ def start_mitmdump(workdir: Path, pg: PgServer) -> Proc:
 
 
 def start_enact(workdir: Path, pg: PgServer) -> Proc:
-    workdir.mkdir(parents=True, exist_ok=True)
-    config = {
-        "version": 1,
-        "actor": {"email": "agent@company.com", "roles": ["sales_agent", "engineer"]},
-        "mode": "enforce",
-        "listen": {"http": "127.0.0.1:0", "postgres": "127.0.0.1:0"},
-        "receipts": {"dir": "receipts"},
-        "certs_dir": "certs",
-        "egress": {"passthrough": []},
-        "systems": {"postgres": {"upstream": pg.url()}},
-        "workflows": WORKFLOWS,
-        "policies": ALL_POLICIES,
-    }
-    path = workdir / "enact.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path = write_enact_config(workdir, {"postgres": {"upstream": pg.url()}}, WORKFLOWS,
+                              listen={"http": "127.0.0.1:0", "postgres": "127.0.0.1:0"})
     sidecar = start_sidecar(path)
     if not sidecar.postgres:
         sidecar.stop()
