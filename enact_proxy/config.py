@@ -45,6 +45,26 @@ class Receipts(_Strict):
     dir: str = "receipts"
 
 
+class State(_Strict):
+    """Where stateful policies keep their claims (SPEC §7)."""
+
+    url: str | None = None  # default: sqlite beside the receipts (receipts.dir/.state.sqlite)
+    password_env: str | None = None
+    timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if value.startswith("sqlite://"):
+            if not value.startswith("sqlite:///") or value == "sqlite:///":
+                raise ValueError("expected sqlite:///relative/path or sqlite:////absolute/path")
+        elif not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("expected sqlite:///... or postgresql://user@host/db")
+        return value
+
+
 class Egress(_Strict):
     passthrough: list[str] = Field(default_factory=list)
 
@@ -60,6 +80,7 @@ class ConfigFile(_Strict):
     listen: Listen = Field(default_factory=Listen)
     receipts: Receipts = Field(default_factory=Receipts)
     certs_dir: str = "certs"
+    state: State = Field(default_factory=State)
     egress: Egress = Field(default_factory=Egress)
     systems: dict[str, dict[str, Any]] = Field(default_factory=dict)
     workflows: dict[str, list[str]] = Field(default_factory=dict)
@@ -100,6 +121,11 @@ class EnactConfig:
     @property
     def certs_dir(self) -> Path:
         return self.resolve(self.raw.certs_dir)
+
+    @property
+    def state_url(self) -> str:
+        """``state.url``, or the SQLite file beside the receipts (as an absolute ``sqlite:////`` URL)."""
+        return self.raw.state.url or f"sqlite:///{self.receipts_dir / '.state.sqlite'}"
 
 
 def load_config(path: Path | str) -> EnactConfig:

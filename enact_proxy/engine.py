@@ -1,21 +1,28 @@
-"""The decision core every front door shares: allowlist, policies, verdict, receipt.
+"""The decision pipeline every front door shares: allowlist, policies, claims, verdict, receipt.
 
-A front door (library client, HTTP addon, git, Postgres listener) turns what it saw into
-:class:`ActionRequest` objects and then, for each:
+A front door (library client, HTTP addon, git push, Postgres listener) turns what it saw into
+:class:`ActionRequest` objects and hands the engine one request's actions at a time:
 
-    verdict = engine.judge(action, systems)          # or engine.refuse(action, reason)
-    if verdict.forwards:
-        ticket = engine.open(verdict).result()       # durable before anything is forwarded
+    judgement = engine.judge_request(actions, systems)  # may block: off the event loop when
+                                                        # engine.may_block(actions) says so
+    if judgement.forwards:
+        tickets = [engine.open(v) ...]                  # every intent durable, or none (then
+                                                        # engine.unclaim(judgement) and refuse)
         ...forward...
-        ticket.close([ActionResult(...).model_dump(mode="json")])
+        engine.close(ticket, outcome); engine.settle(judgement, status)
     else:
-        engine.record(verdict).result()              # the BLOCK receipt
+        engine.record(verdict) for each verdict         # the BLOCK receipts
+
+``enact_proxy.pipeline`` holds the async form the sidecar's front doors use. A request's actions
+are judged together: one refusal refuses the whole request (enforce mode), and the claims of all
+its passes are checked and recorded in one atomic step of the state store (SPEC §7).
 
 The engine names no vendor: systems are whatever connectors were configured.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
@@ -24,12 +31,16 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from enact_proxy.models import ActionRequest, ActionResult, Decision, PolicyResult, WorkflowContext
-from enact_proxy.policy import Policy, after_pass, evaluate, instantiate, may_block
-from enact_proxy.receipts.store import ReceiptError, StoreFront, Ticket
+from enact_proxy.policy import Policy, evaluate, failed, instantiate, may_block
+from enact_proxy.receipts.store import StoreFront, Ticket
 from enact_proxy.redact import Redactor
+from enact_proxy.state import Claim, Limit, StateStoreError, Unique
 
 Mode = Literal["enforce", "shadow"]
 BLOCK_PREFIX = "Blocked by Enact: "
+log = logging.getLogger("enact_proxy.engine")
+# The reason of an action refused only because another action of its request was refused.
+COLLATERAL_PREFIX = "refused with the rest of this request"
 
 
 @dataclass
@@ -75,6 +86,27 @@ def block_message(verdicts: Sequence[Verdict]) -> str:
     return BLOCK_PREFIX + "; ".join(reasons)
 
 
+@dataclass
+class Judgement:
+    """One request's decision: every action's verdict, and the state claims its passes hold."""
+
+    verdicts: list[Verdict]
+    claim_owner: str | None = None  # set while the store holds this request's claims
+
+    @property
+    def forwards(self) -> bool:
+        return all(v.forwards for v in self.verdicts)
+
+    @property
+    def message(self) -> str:
+        return block_message(self.verdicts)
+
+    def refuse(self, reason: str) -> Judgement:
+        for verdict in self.verdicts:
+            verdict.blocked(reason)
+        return self
+
+
 class Engine:
     def __init__(
         self,
@@ -108,10 +140,33 @@ class Engine:
                 return name
         return None
 
-    def needs_systems(self, actions: Sequence[ActionRequest]) -> bool:
-        """Whether judging these actions may call a system (I/O): then judge off the event loop,
-        with the connectors policies may ask."""
+    def may_block(self, actions: Sequence[ActionRequest]) -> bool:
+        """Whether judging these actions may wait on I/O (a lookup in a system, the state store):
+        then a front door judges them off its event loop."""
         return any(may_block(p, a.full_name) for p in self.policies for a in actions)
+
+    needs_systems = may_block  # the earlier name
+
+    def judge_request(self, actions: Sequence[ActionRequest], systems: Mapping[str, Any] | None = None) -> Judgement:
+        """Judge a request's actions together, then claim the state its passes take (atomically)."""
+        try:
+            verdicts = [self.judge(action, systems) for action in actions]
+        except Exception as exc:  # noqa: BLE001 - the engine's own fault refuses, never forwards
+            verdicts = [self.refuse(action, f"policy evaluation failed: {type(exc).__name__}: {exc}")
+                        for action in actions]
+        judgement = Judgement(verdicts)
+        self._together(judgement)
+        self._claim(judgement)
+        return judgement
+
+    def judge_run(self, ctx: WorkflowContext) -> Judgement:
+        """Library mode: a workflow run judged as one action, its claims taken like a request's."""
+        judgement = Judgement([self.judge_context(ctx)])
+        self._claim(judgement)
+        return judgement
+
+    def refuse_request(self, actions: Sequence[ActionRequest], reason: str) -> Judgement:
+        return Judgement([self.refuse(action, reason) for action in actions])
 
     def judge(self, action: ActionRequest, systems: Mapping[str, Any] | None = None) -> Verdict:
         now = self.clock()
@@ -148,17 +203,76 @@ class Engine:
                        decision=decision, reason=reason, mode=self.mode, actor_email=self.actor_email,
                        policy_results=results or [])
 
+    def _together(self, judgement: Judgement) -> None:
+        """In enforce mode one refused action refuses the whole request: nothing of it is forwarded."""
+        verdicts = judgement.verdicts
+        first = next((v for v in verdicts if v.decision is Decision.BLOCK), None)
+        if first is None or self.mode != "enforce" or len(verdicts) < 2:
+            return
+        name = first.action.full_name if first.action else "?"
+        for verdict in verdicts:
+            if verdict.decision is Decision.PASS:
+                verdict.blocked(f"{COLLATERAL_PREFIX} ({name} was refused: {first.reason})")
+
+    # -- state ---------------------------------------------------------------------------------
+    def _claim(self, judgement: Judgement) -> None:
+        """Check and record every claim of the request's passes in one step of the state store.
+
+        Keys are scoped by the policy that states them, so two policies never count each other's
+        claims. A claim that does not fit fails its policy; a store that cannot answer fails every
+        policy that stated a claim (fail closed), naming the store.
+        """
+        wanted: list[tuple[Verdict, str, Claim]] = []
+        for verdict in judgement.verdicts:
+            if verdict.forwards and verdict.context is not None:
+                wanted.extend((verdict, policy, claim) for policy, claim in verdict.context._claims)
+        if not wanted:
+            return
+        if self.state is None:
+            self._fail_claims(judgement, wanted, {p for _, p, _ in wanted}, "no state store is configured")
+            return
+        owner = str(uuid.uuid4())
+        try:
+            scoped = [_scoped(policy, claim) for _, policy, claim in wanted]
+            conflict = self.state.claim(scoped, owner=owner, now=wanted[0][0].timestamp,
+                                        enforce=self.mode == "enforce")
+        except Exception as exc:  # noqa: BLE001 - no answer from the store, no pass
+            reason = str(exc) if isinstance(exc, StateStoreError) else \
+                f"state store {getattr(self.state, 'url', '?')} failed: {type(exc).__name__}: {exc}"
+            self._fail_claims(judgement, wanted, {p for _, p, _ in wanted}, reason)
+            return
+        if conflict is None or self.mode != "enforce":
+            judgement.claim_owner = owner  # in shadow mode the claims are recorded: the action runs
+        if conflict is not None:
+            verdict, policy, claim = wanted[conflict.index]
+            self._fail_claims(judgement, [(verdict, policy, claim)], {policy}, conflict.explain(claim))
+
+    def _fail_claims(self, judgement: Judgement, wanted: list[tuple[Verdict, str, Claim]], policies: set[str],
+                     reason: str) -> None:
+        for verdict in {id(v): v for v, _, _ in wanted}.values():
+            verdict.policy_results = [failed(r.policy, reason) if r.policy in policies and r.passed else r
+                                      for r in verdict.policy_results]
+            verdict.decision, verdict.reason = Decision.BLOCK, block_reason(verdict.policy_results)
+        self._together(judgement)
+
+    def settle(self, judgement: Judgement, status: int | None) -> None:
+        """The upstream answered: a 4xx other than 409 means nothing was done, so the claims are
+        released; a 409 (the object exists), a success, a 5xx or no answer keep them."""
+        if status is not None and 400 <= status < 500 and status != 409:
+            self.unclaim(judgement)
+
+    def unclaim(self, judgement: Judgement) -> None:
+        """Release a request's claims (it was not forwarded after all, or the upstream refused it)."""
+        owner, judgement.claim_owner = judgement.claim_owner, None
+        if owner is not None and self.state is not None:
+            try:
+                self.state.release(owner)
+            except Exception:  # noqa: BLE001 - a claim kept too long refuses too much, never too little
+                log.warning("could not release state claims %s", owner, exc_info=True)
+
     # -- recording ---------------------------------------------------------------------------
     def open(self, verdict: Verdict) -> Future[Ticket]:
         """Durably record that ``verdict``'s action is about to run. Forward only once this resolves."""
-        if verdict.context is not None and verdict.decision is Decision.PASS:
-            try:
-                after_pass(self.policies, verdict.context)
-            except Exception as exc:  # noqa: BLE001 - a counter that cannot count refuses
-                verdict.blocked(f"policy state could not be updated: {exc}")
-                failed: Future[Ticket] = Future()
-                failed.set_exception(ReceiptError(verdict.reason))
-                return failed
         return self.receipts.open_intent(self.draft(verdict))
 
     def record(self, verdict: Verdict, actions_taken: Sequence[ActionResult] = ()) -> Future[dict[str, Any]]:
@@ -200,6 +314,15 @@ class Engine:
             "redacted": sorted(set(masked_payload + masked_request + masked_taken)),
             "config_sha256": self.config_sha256,
         }
+
+
+def _scoped(policy: str, claim: Claim) -> Claim:
+    key = f"{policy}:{claim.key}"
+    if isinstance(claim, Limit):
+        return Limit(key=key, max=claim.max, window=claim.window, message=claim.message)
+    if isinstance(claim, Unique):
+        return Unique(key=key, message=claim.message)
+    raise TypeError(f"a policy claimed {type(claim).__name__}, not a Limit or Unique")
 
 
 def _count(n: int) -> str:

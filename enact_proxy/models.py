@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 RECEIPT_VERSION = 1
 
@@ -61,7 +61,19 @@ class WorkflowContext(BaseModel):
     payload: dict[str, Any] = Field(default_factory=dict)
     systems: Mapping[str, Any] = Field(default_factory=dict)
     now: datetime
-    state: Any = None  # a StateStore, for policies that count over time
+    state: Any = None  # the StateStore claims go to (policies call ``claim``, not the store)
+    # (policy name, claim) pairs stated while judging; the engine claims them all at once
+    _claims: list[tuple[str, Any]] = PrivateAttr(default_factory=list)
+    _policy: str = PrivateAttr(default="")
+
+    def claim(self, claim: Any) -> None:
+        """State that this action takes ``claim`` (an ``enact_proxy.state.Limit`` or ``Unique``).
+
+        Nothing is checked yet: once every policy of every action in the request has passed, the
+        engine claims them all in one atomic step, and a claim that does not fit fails the policy
+        that stated it, with the claim's message.
+        """
+        self._claims.append((self._policy, claim))
 
     @property
     def full_action(self) -> str | None:

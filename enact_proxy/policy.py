@@ -40,6 +40,14 @@ def looks_up(*actions: str) -> Callable[[F], F]:
     return mark
 
 
+def stateful(*actions: str) -> Callable[[F], F]:
+    """Mark a policy that states claims (``ctx.claim(Limit(...))``) when judging these actions.
+
+    Claiming is I/O on the state store, so such actions are judged off the event loop, like lookups.
+    """
+    return looks_up(*actions)
+
+
 def may_block(policy: Any, action: str | None) -> bool:
     """Whether judging ``action`` may make ``policy`` wait on I/O; unmarked policies are assumed to."""
     lookups = getattr(policy, "lookup_actions", None)
@@ -63,24 +71,23 @@ def failed(policy: str, reason: str) -> PolicyResult:
 
 
 def evaluate(policies: Iterable[Policy], ctx: WorkflowContext) -> list[PolicyResult]:
+    """Every policy's result; the claims a policy stated are kept only when it passed."""
     results = []
     for policy in policies:
         name = policy_name(policy)
+        claimed = len(ctx._claims)
+        ctx._policy = name
         try:
             outcome = policy(ctx)
         except Exception as exc:  # noqa: BLE001 - a raising policy is a failed check, never a crash
-            results.append(failed(name, f"policy raised {type(exc).__name__}: {exc}"))
-            continue
-        if not isinstance(outcome, PolicyResult) or not isinstance(outcome.passed, bool):
-            results.append(failed(name, f"policy returned {type(outcome).__name__}, not a PolicyResult"))
-            continue
-        results.append(outcome if outcome.policy == name else outcome.model_copy(update={"policy": name}))
+            outcome = failed(name, f"policy raised {type(exc).__name__}: {exc}")
+        else:
+            if not isinstance(outcome, PolicyResult) or not isinstance(outcome.passed, bool):
+                outcome = failed(name, f"policy returned {type(outcome).__name__}, not a PolicyResult")
+            elif outcome.policy != name:
+                outcome = outcome.model_copy(update={"policy": name})
+        if not outcome.passed:
+            del ctx._claims[claimed:]
+        results.append(outcome)
+    ctx._policy = ""
     return results
-
-
-def after_pass(policies: Iterable[Policy], ctx: WorkflowContext) -> None:
-    """Let stateful policies count an action that was let through (``policy.on_pass(ctx)``)."""
-    for policy in policies:
-        hook = getattr(policy, "on_pass", None)
-        if hook is not None:
-            hook(ctx)

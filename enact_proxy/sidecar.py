@@ -17,7 +17,7 @@ from enact_proxy.engine import Engine
 from enact_proxy.receipts import ReceiptKey
 from enact_proxy.receipts.process import ProcessReceiptStore
 from enact_proxy.redact import Redactor
-from enact_proxy.state import SqliteStateStore
+from enact_proxy.state import open_store
 
 CA_FILE = "mitmproxy-ca-cert.pem"
 
@@ -43,8 +43,10 @@ class Sidecar:
         self.upstream_addresses = self._upstream_addresses()
         known = [environ.get(opt) for cfg in config.systems.values()
                  for opt in (getattr(cfg, "token_env", None), getattr(cfg, "password_env", None)) if opt]
-        self.redactor = Redactor([s for s in known if s])
-        self.state = SqliteStateStore(config.receipts_dir / ".state.sqlite")
+        state_password = _state_password(config, environ)
+        self.redactor = Redactor([s for s in [*known, state_password] if s])
+        self.state = open_store(config.state_url, base_dir=config.base_dir, password=state_password,
+                                timeout=config.raw.state.timeout_seconds)
         self.engine = Engine(policies=config.policies, workflows=config.workflows,
                              actor_email=config.raw.actor.email, actor_roles=config.raw.actor.roles,
                              receipts=self.store, mode=config.raw.mode, state=self.state,
@@ -83,6 +85,16 @@ class Sidecar:
     @property
     def ca_path(self) -> Path:
         return self.config.certs_dir / CA_FILE
+
+
+def _state_password(config: EnactConfig, environ: Mapping[str, str]) -> str | None:
+    name = config.raw.state.password_env
+    if not name:
+        return None
+    password = environ.get(name)
+    if not password:
+        raise ValueError(f"state.password_env names {name}, but that variable is not set")
+    return password
 
 
 def agent_env_lines(ca: Path, http: str, postgres: str | None) -> list[str]:

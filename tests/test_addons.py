@@ -233,13 +233,13 @@ def test_a_bug_while_deciding_refuses_the_request_instead_of_forwarding_it(monke
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(decide_module, "_judge_all", broken)
+    monkeypatch.setattr(decide_module.pipeline, "judge", broken)
     flow = tflow.tflow(req=tutils.treq(host="api.github.com", port=443, path="/repos/acme/app", method=b"GET"))
 
     class Engine:
         mode = "enforce"
 
-        def needs_systems(self, actions: object) -> bool:
+        def may_block(self, actions: object) -> bool:
             return False
 
     Root.state.engine = Engine()  # type: ignore[assignment]

@@ -184,22 +184,44 @@ def test_refuse_records_a_reason_without_running_policies(store, clock):
     assert signed["reason"] == "body is not valid JSON"
 
 
-def test_a_state_hook_that_raises_refuses_the_action(store, clock):
-    def counting(ctx):
-        return passed("counting", "under the limit")
+def test_a_state_store_that_raises_refuses_every_claiming_action_naming_the_store(store, clock):
+    from enact_proxy.state import StateStoreError, Unique
 
-    def broken_hook(ctx):
-        raise OSError("state database is read-only")
+    class DownStore:
+        url = "postgresql://enact@db.internal:5432/enact"
 
-    counting.on_pass = broken_hook  # type: ignore[attr-defined]
-    engine = _engine(store, clock, [counting])
-    verdict = engine.judge(CONTACT)
-    assert verdict.decision is Decision.PASS
-    future = engine.open(verdict)
-    with pytest.raises(ReceiptError):
-        future.result(timeout=10)
+        def claim(self, claims, *, owner, now, enforce=True):
+            raise StateStoreError(f"state store {self.url} unavailable: connection refused")
+
+    def claiming(ctx):
+        ctx.claim(Unique("k"))
+        return passed("claiming", "fine")
+
+    def plain(ctx):
+        return passed("plain", "fine")
+
+    engine = Engine(policies=[claiming, plain], workflows={"new_lead_workflow": ["hubspot.create_contact"]},
+                    actor_email="agent@company.com", receipts=store, clock=clock, state=DownStore())
+    judgement = engine.judge_request([CONTACT])
+    verdict = judgement.verdicts[0]
+    assert verdict.decision is Decision.BLOCK and not judgement.forwards
+    assert "state store postgresql://enact@db.internal:5432/enact unavailable" in verdict.reason
+    assert [(r.policy, r.passed) for r in verdict.policy_results] == [("claiming", False), ("plain", True)]
+    assert judgement.claim_owner is None
+
+
+def test_a_claim_without_a_state_store_refuses(store, clock):
+    from enact_proxy.state import Unique
+
+    def claiming(ctx):
+        ctx.claim(Unique("k"))
+        return passed("claiming", "fine")
+
+    engine = Engine(policies=[claiming], workflows={"new_lead_workflow": ["hubspot.create_contact"]},
+                    actor_email="agent@company.com", receipts=store, clock=clock)
+    verdict = engine.judge_request([CONTACT]).verdicts[0]
     assert verdict.decision is Decision.BLOCK
-    assert "policy state could not be updated" in verdict.reason
+    assert "no state store is configured" in verdict.reason
 
 
 def test_uncalled_factory_gets_its_defaults(store, clock):

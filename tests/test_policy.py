@@ -1,4 +1,4 @@
-"""enact_proxy/policy.py: running policies, factories, the on_pass hook."""
+"""enact_proxy/policy.py: running policies, factories, the claims a policy states."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from enact_proxy.models import PolicyResult
-from enact_proxy.policy import after_pass, evaluate, factory, failed, instantiate, passed, policy_name
+from enact_proxy.policy import evaluate, factory, failed, instantiate, passed, policy_name
 from tests.conftest import make_context
 
 
@@ -77,15 +77,23 @@ def test_evaluate_keeps_order_and_never_stops_early():
     assert results[1].reason == "policy returned NoneType, not a PolicyResult"
 
 
-def test_after_pass_calls_only_hooks():
-    counted = []
+def test_claims_are_attributed_to_their_policy_and_dropped_when_it_fails():
+    from datetime import timedelta
 
-    def stateful(ctx):
-        return passed("stateful", "ok")
+    from enact_proxy.state import Limit, Unique
 
-    def stateless(ctx):
-        return passed("stateless", "ok")
+    def claims_and_passes(ctx):
+        ctx.claim(Unique("a"))
+        return passed("claims_and_passes", "ok")
 
-    stateful.on_pass = lambda ctx: counted.append(ctx.workflow)  # type: ignore[attr-defined]
-    after_pass([stateless, stateful], make_context(None, {}, workflow="w1"))
-    assert counted == ["w1"]
+    def claims_and_fails(ctx):
+        ctx.claim(Limit("b", max=1, window=timedelta(minutes=1)))
+        return failed("claims_and_fails", "no")
+
+    def claims_and_raises(ctx):
+        ctx.claim(Unique("c"))
+        raise RuntimeError("boom")
+
+    ctx = make_context(None, {})
+    evaluate([claims_and_passes, claims_and_fails, claims_and_raises], ctx)
+    assert ctx._claims == [("claims_and_passes", Unique("a"))]

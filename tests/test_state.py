@@ -1,48 +1,192 @@
-"""enact_proxy/state.py: the SQLite counter store behind limit_tasks_per_contact."""
+"""enact_proxy/state: the store contract, run against the embedded SQLite file and a real PostgreSQL."""
 
 from __future__ import annotations
 
 import threading
+import uuid
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
-from enact_proxy.state import SqliteStateStore
+import psycopg
+import pytest
+
+from enact_proxy.state import Limit, SqliteStateStore, StateStore, StateStoreError, Unique, open_store
+from enact_proxy.state.postgres import PostgresStateStore, display_url
 from tests.conftest import FIXED_NOW
+from tests.pg_fixtures import PgServer, pg_server  # noqa: F401 - the fixture
+
+HOUR = timedelta(hours=1)
 
 
-def test_counts_only_events_after_since_for_that_key():
-    store = SqliteStateStore()
-    for minutes in (0, 10, 20):
-        store.add("tasks:1", FIXED_NOW + timedelta(minutes=minutes))
-    store.add("tasks:2", FIXED_NOW)
-    assert store.count("tasks:1", FIXED_NOW - timedelta(minutes=1)) == 3
-    assert store.count("tasks:1", FIXED_NOW) == 2  # strictly after: an event exactly at `since` has left
-    assert store.count("tasks:1", FIXED_NOW + timedelta(minutes=20)) == 0
-    assert store.count("tasks:2", FIXED_NOW - timedelta(minutes=1)) == 1
-    assert store.count("tasks:3", FIXED_NOW - timedelta(days=1)) == 0
-    store.close()
+@pytest.fixture(params=["sqlite", "postgresql"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
+    """``make()`` opens a store; every store made opens the same database (as sidecars sharing one would)."""
+    made: list[StateStore] = []
+    if request.param == "sqlite":
+        def make() -> StateStore:
+            made.append(SqliteStateStore(tmp_path / "state.sqlite"))
+            return made[-1]
+    else:
+        server: PgServer = request.getfixturevalue("pg_server")
+        dbname = f"state_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(server.url(), autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {dbname}")
+
+        def make() -> StateStore:
+            made.append(PostgresStateStore(server.url(dbname=dbname, password=""), password=server.password))
+            return made[-1]
+    yield make
+    for store in made:
+        store.close()
 
 
-def test_file_store_survives_a_reopen(tmp_path):
-    path = tmp_path / "deep" / "state.sqlite"
-    first = SqliteStateStore(path)
-    first.add("k", FIXED_NOW)
-    first.close()
-    second = SqliteStateStore(path)
-    assert second.count("k", FIXED_NOW - timedelta(seconds=1)) == 1
-    second.close()
+def test_a_limit_admits_max_claims_in_its_window_then_refuses(make_store):
+    store = make_store()
+    limit = Limit("tasks:1", max=2, window=HOUR, message="{count} of {max}")
+    assert store.claim([limit], owner="a", now=FIXED_NOW) is None
+    assert store.claim([limit], owner="b", now=FIXED_NOW + timedelta(minutes=1)) is None
+    conflict = store.claim([limit], owner="c", now=FIXED_NOW + timedelta(minutes=2))
+    assert conflict is not None and (conflict.index, conflict.count, conflict.in_request) == (0, 2, False)
+    assert conflict.explain(limit) == "2 of 2"
+    # The window slides: the first claim leaves it an hour later.
+    assert store.claim([limit], owner="d", now=FIXED_NOW + HOUR + timedelta(seconds=1)) is None
 
 
-def test_concurrent_adds_are_all_counted(tmp_path):
-    store = SqliteStateStore(tmp_path / "s.sqlite")
+def test_a_batch_is_all_or_nothing_and_counts_its_own_claims(make_store):
+    store = make_store()
+    limit = Limit("tasks:1", max=3, window=HOUR)
+    conflict = store.claim([limit] * 4, owner="batch", now=FIXED_NOW)
+    assert conflict is not None and (conflict.index, conflict.count, conflict.in_request) == (3, 3, True)
+    # Nothing of the refused batch was recorded: three fit afterwards.
+    assert store.claim([limit] * 3, owner="ok", now=FIXED_NOW) is None
+    assert store.claim([limit], owner="more", now=FIXED_NOW) is not None
 
-    def add_many() -> None:
-        for _ in range(50):
-            store.add("k", FIXED_NOW)
 
-    threads = [threading.Thread(target=add_many) for _ in range(4)]
+def test_unique_is_held_until_released_and_twice_in_one_request_conflicts(make_store):
+    store = make_store()
+    jane = Unique("contact:jane@acme.com")
+    twice = store.claim([jane, jane], owner="a", now=FIXED_NOW)
+    assert twice is not None and (twice.index, twice.in_request) == (1, True)
+    assert store.claim([jane], owner="a", now=FIXED_NOW) is None
+    later = store.claim([jane], owner="b", now=FIXED_NOW + timedelta(days=400))  # remembered, no window
+    assert later is not None and not later.in_request
+    store.release("a")
+    assert store.claim([jane], owner="c", now=FIXED_NOW) is None
+
+
+def test_shadow_records_even_what_does_not_fit(make_store):
+    store = make_store()
+    one = Limit("k", max=1, window=HOUR)
+    assert store.claim([one], owner="a", now=FIXED_NOW) is None
+    conflict = store.claim([one], owner="b", now=FIXED_NOW, enforce=False)
+    assert conflict is not None and conflict.count == 1
+    assert store.claim([Limit("k", max=2, window=HOUR)], owner="c", now=FIXED_NOW) is not None  # both counted
+
+
+def test_a_second_store_on_the_same_database_sees_the_claims(make_store):
+    first, second = make_store(), make_store()
+    assert first.claim([Unique("x")], owner="a", now=FIXED_NOW) is None
+    assert second.claim([Unique("x")], owner="b", now=FIXED_NOW) is not None
+    second.release("a")
+    assert first.claim([Unique("x")], owner="c", now=FIXED_NOW) is None
+
+
+def test_concurrent_claims_across_stores_never_exceed_the_limit(make_store):
+    stores = [make_store() for _ in range(3)]
+    admitted: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(12)
+
+    def race(i: int) -> None:
+        store = stores[i % len(stores)]
+        barrier.wait()
+        for n in range(5):
+            owner = f"{i}-{n}"
+            if store.claim([Limit("hot", max=7, window=HOUR), Unique(f"u:{n}")], owner=owner, now=FIXED_NOW) is None:
+                with lock:
+                    admitted.append(owner)
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(12)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert store.count("k", FIXED_NOW - timedelta(seconds=1)) == 200
+    # Each Unique u:n is taken once, and the Limit caps the total at 5 (one per unique) <= 7.
+    assert len(admitted) == 5
+    assert len({owner.split("-")[1] for owner in admitted}) == 5
+
+
+def test_sqlite_store_migrates_the_first_versions_task_counts(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE events (key TEXT NOT NULL, at REAL NOT NULL)")
+    old.executemany("INSERT INTO events VALUES (?, ?)", [("tasks:101", FIXED_NOW.timestamp())] * 3)
+    old.commit()
+    old.close()
+    store = SqliteStateStore(path)
+    limit = Limit("limit_tasks_per_contact:tasks:101", max=3, window=HOUR)
+    assert store.claim([limit], owner="new", now=FIXED_NOW + timedelta(minutes=1)) is not None
     store.close()
+
+
+def test_an_unreachable_postgres_store_fails_naming_the_store_without_its_password():
+    store = PostgresStateStore("postgresql://enact:s3cret-pw@127.0.0.1:1/enact", timeout=1)
+    with pytest.raises(StateStoreError) as raised:
+        store.claim([Unique("x")], owner="a", now=FIXED_NOW)
+    message = str(raised.value)
+    assert message.startswith("state store postgresql://enact@127.0.0.1:1/enact unavailable")
+    assert "s3cret-pw" not in message
+    store.close()
+
+
+def test_an_unwritable_sqlite_store_fails_naming_the_store(tmp_path):
+    store = SqliteStateStore(tmp_path / "s.sqlite", timeout=0.2)
+    blocker = SqliteStateStore(tmp_path / "s.sqlite")
+    blocker._db.execute("BEGIN IMMEDIATE")  # another process holding the write lock past the timeout
+    with pytest.raises(StateStoreError, match=r"state store sqlite:///.*s\.sqlite failed: database is locked"):
+        store.claim([Unique("x")], owner="a", now=FIXED_NOW)
+    blocker._db.execute("ROLLBACK")
+    assert store.claim([Unique("x")], owner="a", now=FIXED_NOW) is None  # recovers by itself
+    store.close()
+    blocker.close()
+
+
+def test_display_url_hides_the_password():
+    assert display_url("postgresql://u:p%40ss@db:5432/x?sslmode=require") == "postgresql://u@db:5432/x?sslmode=require"
+    assert display_url("postgresql://u@db/x") == "postgresql://u@db/x"
+
+
+def test_open_store_resolves_sqlite_paths_against_the_config_folder(tmp_path):
+    relative = open_store("sqlite:///state/s.sqlite", base_dir=tmp_path)
+    absolute = open_store(f"sqlite:///{tmp_path}/abs.sqlite", base_dir="/nonexistent")
+    assert isinstance(relative, SqliteStateStore) and relative.path == str(tmp_path / "state" / "s.sqlite")
+    assert isinstance(absolute, SqliteStateStore) and absolute.path == str(tmp_path / "abs.sqlite")
+    relative.close()
+    absolute.close()
+    with pytest.raises(ValueError, match="state.url"):
+        open_store("redis://x")
+
+
+def test_concurrent_limit_claims_across_stores_admit_exactly_the_limit(make_store):
+    stores = [make_store() for _ in range(3)]
+    admitted: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(12)
+
+    def race(i: int) -> None:
+        store = stores[i % len(stores)]
+        barrier.wait()
+        for n in range(5):
+            if store.claim([Limit("hot", max=7, window=HOUR)], owner=f"{i}-{n}", now=FIXED_NOW) is None:
+                with lock:
+                    admitted.append(f"{i}-{n}")
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(admitted) == 7

@@ -14,6 +14,7 @@ ACTIONS = "enact.actions"
 REFUSAL = "enact.refusal"
 VERDICTS = "enact.verdicts"
 TICKETS = "enact.tickets"
+JUDGEMENT = "enact.judgement"
 PASSTHROUGH = "enact.passthrough"
 
 def decision_headers(verdicts: Sequence[Verdict]) -> dict[str, str]:
@@ -24,8 +25,6 @@ def decision_headers(verdicts: Sequence[Verdict]) -> dict[str, str]:
     if verdicts and verdicts[0].mode == "shadow":
         headers["X-Enact-Mode"] = "shadow"
     return headers
-
-
 
 def strip_enact_headers(headers: Any) -> None:
     for name in [n for n in headers if n.lower().startswith("x-enact-")]:

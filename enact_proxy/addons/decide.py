@@ -3,15 +3,16 @@ vendor's own error shape."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from mitmproxy import http
 
 from connectors.base import HttpCall, Refusal
+from enact_proxy import pipeline
 from enact_proxy.addons._common import (
     ACTIONS,
     CALL,
+    JUDGEMENT,
     REFUSAL,
     TICKETS,
     VERDICTS,
@@ -19,14 +20,12 @@ from enact_proxy.addons._common import (
     decision_headers,
     strip_enact_headers,
 )
-from enact_proxy.engine import Engine, Verdict, block_message
-from enact_proxy.models import ActionRequest, ActionResult, Decision, RequestSummary
-from enact_proxy.receipts.waiting import durable
+from enact_proxy.engine import Engine, Judgement, Verdict, block_message
+from enact_proxy.models import ActionRequest, RequestSummary
+from enact_proxy.pipeline import close_unforwarded
 
 if TYPE_CHECKING:
     from enact_proxy.addons.enact import Enact
-
-NOT_FORWARDED = {"outcome": "not forwarded"}
 
 
 class Decide:
@@ -41,8 +40,10 @@ class Decide:
             await self._decide(flow, wire)
         except Exception as exc:  # noqa: BLE001 - mitmproxy would log a hook error and forward: refuse instead
             engine = self.root.state.engine
-            for ticket in flow.metadata.pop(TICKETS, None) or []:
-                engine.close(ticket, [ActionResult(action="forward", success=False, output=NOT_FORWARDED)])
+            close_unforwarded(engine, flow.metadata.pop(TICKETS, None) or [])
+            judgement = flow.metadata.pop(JUDGEMENT, None)
+            if judgement is not None:
+                engine.unclaim(judgement)
             message = f"Blocked by Enact: internal error while deciding ({type(exc).__name__})"
             flow.response = http.Response.make(403, (message + "\n").encode(),
                                                {"content-type": "text/plain; charset=utf-8",
@@ -52,36 +53,27 @@ class Decide:
         engine = self.root.state.engine
         call: HttpCall | None = flow.metadata.get(CALL)
         refusal: Refusal | None = flow.metadata.get(REFUSAL)
+        status = 403
         if refusal is not None:
-            verdicts = [engine.refuse(refusal.action or _unrecognised(wire.system, flow), refusal.reason)]
+            judgement = engine.refuse_request([refusal.action or _unrecognised(wire.system, flow)], refusal.reason)
             status = refusal.status
         elif call is not None:
-            actions = flow.metadata[ACTIONS]
-            if engine.needs_systems(actions):  # a policy may ask the system: keep the event loop free
-                verdicts = await asyncio.to_thread(_judge_all, engine, wire, call, actions, True)
-            else:
-                verdicts = _judge_all(engine, wire, call, actions, False)
-            status = 403
+            judgement = await pipeline.judge(engine, flow.metadata[ACTIONS], lambda: wire.lookup_systems(call))
         else:  # recognised without a call cannot happen; refuse rather than guess
-            verdicts = [engine.refuse(_unrecognised(wire.system, flow), "request was not recognised")]
-            status = 403
-        flow.metadata[VERDICTS] = verdicts
-        if all(v.forwards for v in verdicts):
-            await self._forward(flow, engine, wire, call, verdicts)
+            judgement = engine.refuse_request([_unrecognised(wire.system, flow)], "request was not recognised")
+        flow.metadata[JUDGEMENT] = judgement
+        flow.metadata[VERDICTS] = judgement.verdicts
+        if judgement.forwards:
+            await self._forward(flow, engine, wire, call, judgement)
         else:
-            await self._refuse(flow, engine, wire, call, verdicts, status)
+            await self._refuse(flow, engine, wire, call, judgement.verdicts, status)
 
     async def _forward(self, flow: http.HTTPFlow, engine: Engine, wire: Any, call: HttpCall | None,
-                       verdicts: list[Verdict]) -> None:
-        tickets = []
+                       judgement: Judgement) -> None:
         try:
-            for verdict in verdicts:
-                tickets.append(await durable(engine.open(verdict)))
-        except Exception as exc:  # noqa: BLE001 - no receipt, no action
-            for ticket in tickets:
-                engine.close(ticket, [ActionResult(action="forward", success=False, output=NOT_FORWARDED)])
-            reason = f"receipt could not be written: {exc}"
-            await self._refuse(flow, engine, wire, call, [v.blocked(reason) for v in verdicts[len(tickets):]], 403)
+            tickets = await pipeline.open_intents(engine, judgement)
+        except pipeline.NotDurable as exc:  # no receipt, no action
+            await self._refuse(flow, engine, wire, call, judgement.verdicts, 403, skip=exc.opened)
             return
         assert call is not None
         flow.metadata[TICKETS] = tickets
@@ -102,15 +94,13 @@ class Decide:
             request.headers["content-length"] = str(len(request.raw_content))
 
     async def _refuse(self, flow: http.HTTPFlow, engine: Engine, wire: Any, call: HttpCall | None,
-                      verdicts: list[Verdict], status: int) -> None:
+                      verdicts: list[Verdict], status: int, skip: set[str] | frozenset[str] = frozenset()) -> None:
         flow.metadata[VERDICTS] = verdicts
         message = block_message(verdicts)
         headers = decision_headers(verdicts)
-        try:
-            for verdict in verdicts:
-                await durable(engine.record(verdict))
-        except Exception as exc:  # noqa: BLE001 - refused either way
-            headers["X-Enact-Receipt-Error"] = type(exc).__name__
+        error = await pipeline.record_refusals(engine, verdicts, skip)
+        if error is not None:
+            headers["X-Enact-Receipt-Error"] = type(error).__name__
         if call is not None:
             # A wire may answer with each action's own verdict (a git push names every ref's reason).
             refuse_verdicts = getattr(wire, "refuse_verdicts", None)
@@ -120,26 +110,6 @@ class Decide:
         else:
             flow.response = http.Response.make(status, (message + "\n").encode(),
                                                {"content-type": "text/plain; charset=utf-8", **headers})
-
-
-def _judge_all(engine: Engine, wire: Any, call: HttpCall, actions: list[ActionRequest],
-               with_systems: bool) -> list[Verdict]:
-    """Judge every action; in enforce mode one refusal refuses the whole request."""
-    systems: dict[str, Any] = {}
-    try:
-        if with_systems:
-            systems = wire.lookup_systems(call)
-    except Exception as exc:  # noqa: BLE001 - no lookup, no pass
-        return [engine.refuse(a, f"system lookup unavailable: {exc}") for a in actions]
-    verdicts = [engine.judge(a, systems) for a in actions]
-    refused = [v for v in verdicts if v.decision is Decision.BLOCK]
-    if refused and engine.mode == "enforce" and len(verdicts) > 1:
-        first = refused[0]
-        for v in verdicts:
-            if v.decision is Decision.PASS:
-                v.blocked(f"refused with the rest of this request ({first.action.full_name if first.action else '?'}"
-                          f" was refused: {first.reason})")
-    return verdicts
 
 
 def _unrecognised(system: str, flow: http.HTTPFlow) -> ActionRequest:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from mitmproxy import http
 
-from enact_proxy.addons._common import CALL, TICKETS, VERDICTS, WIRE, decision_headers
+from enact_proxy.addons._common import CALL, JUDGEMENT, TICKETS, VERDICTS, WIRE, decision_headers
 from enact_proxy.models import ActionResult
 
 if TYPE_CHECKING:
@@ -28,12 +28,17 @@ class Record:
             outcome = _outcome(flow)
             success = flow.response.status_code < 400 and outcome.pop("success", True) is not False
             self._close(tickets, verdicts, success, outcome)
+        judgement = flow.metadata.pop(JUDGEMENT, None)
+        if judgement is not None:
+            # The claims a request took stay unless the upstream refused it (SPEC §7).
+            self.root.state.engine.settle(judgement, flow.response.status_code)
 
     def error(self, flow: http.HTTPFlow) -> None:
         tickets = flow.metadata.pop(TICKETS, None)
         if tickets:
             message = flow.error.msg if flow.error else "connection failed"
             self._close(tickets, flow.metadata[VERDICTS], False, {"error": message})
+        flow.metadata.pop(JUDGEMENT, None)  # no answer: the action may have happened, claims stay
 
     def _close(self, tickets: list[Any], verdicts: list[Any], success: bool, output: dict[str, Any]) -> None:
         engine = self.root.state.engine

@@ -29,7 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from enact_proxy.engine import Engine, Verdict, block_message
+from enact_proxy import pipeline
+from enact_proxy.engine import Engine, Judgement, Verdict, block_message
 from enact_proxy.models import ActionRequest, ActionResult, Decision, RequestSummary
 from enact_proxy.pgwire.classify import SYSTEM, SqlParseError, classify
 from enact_proxy.pgwire.framing import DEFAULT_MAX_MESSAGE_SIZE, Framer
@@ -41,6 +42,7 @@ from enact_proxy.pgwire.messages import (
     ProtocolError,
     Query,
 )
+from enact_proxy.pipeline import NotDurable
 from enact_proxy.receipts.waiting import durable
 
 log = logging.getLogger("enact.pgwire")
@@ -61,7 +63,7 @@ class Prepared:
 
     actions: list[ActionRequest]
     refusal: ErrorResponse | None = None
-    fresh: list[Verdict] | None = None
+    fresh: Judgement | None = None  # judged at Parse, used by the first Execute
 
 
 @dataclass(slots=True)
@@ -84,6 +86,7 @@ class Pending:
     tickets: list[Any]
     portal: Portal | None = None
     results: list[dict[str, Any]] = field(default_factory=list)
+    judgement: Judgement | None = None  # its state claims: released when the server refuses it
 
 
 @dataclass(slots=True)
@@ -95,14 +98,6 @@ class Refusal:
     batch: int
     simple: bool
     verdicts: list[Verdict]  # their BLOCK receipts are written once the refusal's turn comes
-
-
-class NotDurable(Exception):
-    """An intent could not be made durable; ``opened`` are the run_ids whose receipts exist anyway."""
-
-    def __init__(self, opened: set[str]):
-        super().__init__("receipt could not be written")
-        self.opened = opened
 
 
 def refusal_error(verdicts: Sequence[Verdict], run_ids: Sequence[str] | None = None) -> ErrorResponse:
@@ -312,6 +307,8 @@ class Relay:
         errors = [r["error"] for r in results if "error" in r]
         output = results[0] if len(results) == 1 else {"results": results}
         self._close_tickets(pending, not errors, output)
+        if errors and pending.judgement is not None:
+            self.engine.unclaim(pending.judgement)  # the server refused it: nothing was done
 
     def _close_tickets(self, pending: Pending, success: bool | None, output: dict[str, Any]) -> None:
         for ticket, verdict in zip(pending.tickets, pending.verdicts, strict=False):
@@ -370,19 +367,20 @@ class Relay:
 
     async def _query(self, frame: Frame, out: list[bytes]) -> None:
         sql = Query.decode(frame.body).sql
-        await self._decide_simple(frame, self._judge_sql(sql), out)
+        await self._decide_simple(frame, await self._judge_sql(sql), out)
 
-    async def _decide_simple(self, frame: Frame, verdicts: list[Verdict], out: list[bytes]) -> None:
+    async def _decide_simple(self, frame: Frame, judgement: Judgement, out: list[bytes]) -> None:
         """Forward a whole-batch message (Query, FunctionCall) once its passes are durable, or refuse it."""
-        if verdicts and not all(v.forwards for v in verdicts):
+        verdicts = judgement.verdicts
+        if not judgement.forwards:
             await self._refuse(verdicts, out, simple=True)
             return
         try:
-            tickets = await self._open(verdicts)
+            tickets = await pipeline.open_intents(self.engine, judgement)
         except NotDurable as exc:
             await self._refuse(verdicts, out, simple=True, recorded=exc.opened)
             return
-        self.pending.append(Pending(self.sent_batches, True, verdicts, tickets))
+        self.pending.append(Pending(self.sent_batches, True, verdicts, tickets, judgement=judgement))
         self._forward_batch_end(frame, out)
 
     async def _parse(self, frame: Frame, out: list[bytes]) -> None:
@@ -392,14 +390,14 @@ class Relay:
         try:
             actions = self._classify(parsed.query)
         except SqlParseError as exc:
-            verdicts = [self._unparsed(parsed.query, exc)]
+            judgement = Judgement([self._unparsed(parsed.query, exc)])
         else:
-            verdicts = self._judge(actions)
-        if not verdicts or all(v.forwards for v in verdicts):
-            self.statements[name] = Prepared(actions, fresh=verdicts or None)
+            judgement = await self._judge(actions)
+        if judgement.forwards:
+            self.statements[name] = Prepared(actions, fresh=judgement if judgement.verdicts else None)
             out.append(frame.encode())
             return
-        error = await self._refuse(verdicts, out, simple=False)
+        error = await self._refuse(judgement.verdicts, out, simple=False)
         self.statements[name] = Prepared(actions, refusal=error)
 
     async def _bind(self, frame: Frame, out: list[bytes]) -> None:
@@ -430,17 +428,18 @@ class Relay:
             self.pending.append(Pending(self.sent_batches, False, [], [], portal))
             out.append(frame.encode())
             return
-        verdicts = statement.fresh if statement.fresh is not None else self._judge(statement.actions)
+        judgement = statement.fresh if statement.fresh is not None else await self._judge(statement.actions)
         statement.fresh = None
-        if not all(v.forwards for v in verdicts):
+        verdicts = judgement.verdicts
+        if not judgement.forwards:
             await self._refuse(verdicts, out, simple=False)
             return
         try:
-            tickets = await self._open(verdicts)
+            tickets = await pipeline.open_intents(self.engine, judgement)
         except NotDurable as exc:
             await self._refuse(verdicts, out, simple=False, recorded=exc.opened)
             return
-        self.pending.append(Pending(self.sent_batches, False, verdicts, tickets, portal))
+        self.pending.append(Pending(self.sent_batches, False, verdicts, tickets, portal, judgement=judgement))
         out.append(frame.encode())
 
     def _close_message(self, frame: Frame) -> None:
@@ -449,7 +448,9 @@ class Relay:
             raise ProtocolError("Close has a bad body")
         name = body[1:-1]
         if body[:1] == b"S":
-            self.statements.pop(name, None)
+            closed = self.statements.pop(name, None)
+            if closed is not None and closed.fresh is not None:
+                self.engine.unclaim(closed.fresh)  # judged, never executed
         elif body[:1] == b"P":
             self.portals.pop(name, None)
         else:
@@ -462,7 +463,7 @@ class Relay:
         action = ActionRequest.model_construct(
             system=SYSTEM, action="execute_sql", request=self.summary,
             payload={"kind": "FunctionCall", "function_oid": oid & 0xFFFFFFFF, "statement": None, "tables": []})
-        await self._decide_simple(frame, self._judge([action]), out)
+        await self._decide_simple(frame, await self._judge([action]), out)
 
     # ---- judging ------------------------------------------------------------------------------
 
@@ -472,12 +473,12 @@ class Relay:
             action.request = self.summary
         return actions
 
-    def _judge_sql(self, sql: str) -> list[Verdict]:
+    async def _judge_sql(self, sql: str) -> Judgement:
         try:
             actions = self._classify(sql)
         except SqlParseError as exc:
-            return [self._unparsed(sql, exc)]
-        return self._judge(actions)
+            return Judgement([self._unparsed(sql, exc)])
+        return await self._judge(actions)
 
     def _unparsed(self, sql: str, exc: SqlParseError) -> Verdict:
         action = ActionRequest.model_construct(
@@ -491,43 +492,10 @@ class Relay:
             payload={"kind": kind, "statement": None, "tables": [], "reason": "unjudged"})
         return self.engine.refuse(action, reason)
 
-    def _judge(self, actions: list[ActionRequest]) -> list[Verdict]:
-        """Every action judged; in enforce mode one refusal refuses the whole statement (or Query)."""
-        engine = self.engine
-        try:
-            verdicts = [engine.judge(action, {}) for action in actions]
-        except Exception as exc:  # noqa: BLE001 - a policy that fails refuses
-            return [engine.refuse(action, f"policy evaluation failed: {type(exc).__name__}: {exc}")
-                    for action in actions]
-        if len(verdicts) > 1 and engine.mode == "enforce":
-            refused = next((v for v in verdicts if v.decision is Decision.BLOCK), None)
-            if refused is not None:
-                name = refused.action.full_name if refused.action else "?"
-                for verdict in verdicts:
-                    if verdict.decision is Decision.PASS:
-                        verdict.blocked(f"refused with the rest of its statements ({name} was refused: "
-                                        f"{refused.reason})")
-        return verdicts
-
-    async def _open(self, verdicts: list[Verdict]) -> list[Any]:
-        """Durable intents for every verdict; :class:`NotDurable` (all then BLOCK) when any cannot be written."""
-        futures = [self.engine.open(v) for v in verdicts]
-        tickets: list[Any] = []
-        failure: BaseException | None = None
-        for future in futures:
-            try:
-                tickets.append(await durable(future))
-            except Exception as exc:  # noqa: BLE001 - no receipt, no action
-                failure = failure or exc
-        if failure is None:
-            return tickets
-        for ticket in tickets:
-            verdict = next(v for v in verdicts if v.run_id == ticket.run_id)
-            self._close_tickets(Pending(0, True, [verdict], [ticket]), False, NOT_FORWARDED)
-        reason = f"receipt could not be written: {failure}"
-        for verdict in verdicts:
-            verdict.blocked(reason)
-        raise NotDurable({t.run_id for t in tickets})
+    async def _judge(self, actions: list[ActionRequest]) -> Judgement:
+        """The engine's pipeline: the statement's (or Query's) actions judged together, off the event
+        loop when a policy may wait on a lookup or the state store."""
+        return await pipeline.judge(self.engine, actions)
 
     async def _refuse(self, verdicts: list[Verdict], out: list[bytes], *, simple: bool,
                       recorded: frozenset[str] | set[str] = frozenset()) -> ErrorResponse:

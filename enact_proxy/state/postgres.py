@@ -1,0 +1,172 @@
+"""The fleet store: one PostgreSQL database shared by every sidecar that must share limits,
+remembered contacts and (later) approvals.
+
+Atomicity: a claim is one transaction at READ COMMITTED that first takes a transaction-scoped
+advisory lock for each key it touches (``pg_advisory_xact_lock``, in sorted order so two claims on
+overlapping keys cannot deadlock). Every claim on a key therefore runs alone on that key, on any
+sidecar; and because READ COMMITTED gives each statement a fresh snapshot, the counts read after the
+lock is granted include everything the previous holder committed before its commit released the lock.
+Claims on different keys never wait for each other. ``lock_timeout`` and ``statement_timeout`` bound
+every wait: a store that stalls refuses (fail closed) instead of hanging the agent.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from enact_proxy.state import _base
+from enact_proxy.state.claims import Claim, Conflict, StateStoreError
+
+SCHEMA_VERSION = 1
+MIGRATION_LOCK = 0x454E414354  # "ENACT": one sidecar migrates at a time
+RETRY_AFTER = 0.5  # seconds a failed store is not dialled again (each attempt could wait `timeout`)
+
+_MIGRATIONS = {
+    1: [
+        "CREATE TABLE IF NOT EXISTS enact_claims (key text NOT NULL, kind text NOT NULL, "
+        "at double precision NOT NULL, expires double precision, owner text NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS enact_claims_key ON enact_claims (key, kind, at)",
+        "CREATE INDEX IF NOT EXISTS enact_claims_owner ON enact_claims (owner)",
+    ],
+}
+
+
+def display_url(url: str) -> str:
+    """The URL without its password: what reasons and logs may show."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class PostgresStateStore:
+    def __init__(self, url: str, *, password: str | None = None, timeout: float = 2.0, max_connections: int = 4):
+        self.url = display_url(url)
+        self._conninfo = url
+        self._password = password or urlsplit(url).password
+        self.timeout = timeout
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._guard = threading.Lock()
+        self._migrated = False
+        self._failed_at = 0.0
+        self._failure = ""
+        self._claims_since_prune = 0
+
+    # -- the StateStore API --------------------------------------------------------------------
+    def claim(self, claims: Sequence[Claim], *, owner: str, now: datetime, enforce: bool = True) -> Conflict | None:
+        keys = sorted({c.key for c in claims})
+        with self._connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
+                        "FROM (SELECT unnest(%s::text[]) AS k ORDER BY 1) AS keys", (keys,))
+            conflict = _base.check(claims, now, lambda k, s: _count(cur, k, s), lambda k: _held(cur, k))
+            if conflict is None or not enforce:
+                cur.executemany("INSERT INTO enact_claims (key, kind, at, expires, owner) VALUES (%s, %s, %s, %s, %s)",
+                                [(r.key, r.kind, r.at, r.expires, r.owner) for r in _base.rows(claims, owner, now)])
+                self._claims_since_prune += 1
+                if self._claims_since_prune >= _base.PRUNE_EVERY:
+                    self._claims_since_prune = 0
+                    cur.execute("DELETE FROM enact_claims WHERE expires < %s", (now.timestamp(),))
+        return conflict
+
+    def release(self, owner: str) -> None:
+        with self._connection() as conn:
+            conn.execute("DELETE FROM enact_claims WHERE owner = %s", (owner,))
+
+    def ping(self) -> None:
+        with self._connection() as conn:
+            conn.execute("SELECT 1")
+
+    def close(self) -> None:
+        with self._guard:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    # -- connections ---------------------------------------------------------------------------
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection inside one explicit transaction that commits on success. Any failure becomes
+        StateStoreError and drops the connection, so the next call dials afresh (recovery by itself)."""
+        if not self._slots.acquire(timeout=self.timeout):
+            raise StateStoreError(f"state store {self.url} is busy: no connection free within {self.timeout:g}s")
+        conn: psycopg.Connection[Any] | None = None
+        try:
+            conn = self._take()
+            with conn.transaction():
+                yield conn
+        except psycopg.Error as exc:
+            if conn is not None:
+                conn.close()
+                conn = None
+            self._failed(exc)
+            raise StateStoreError(self._failure) from exc
+        finally:
+            if conn is not None:
+                if conn.closed or conn.broken:
+                    conn.close()
+                else:
+                    with self._guard:
+                        self._idle.append(conn)
+            self._slots.release()
+
+    def _take(self) -> psycopg.Connection[Any]:
+        with self._guard:
+            if self._idle:
+                return self._idle.pop()
+            if time.monotonic() - self._failed_at < RETRY_AFTER:
+                raise StateStoreError(self._failure)
+        millis = int(self.timeout * 1000)
+        conn = psycopg.connect(self._conninfo, password=self._password, autocommit=True,
+                               connect_timeout=max(1, round(self.timeout)), application_name="enact-proxy",
+                               options=f"-c statement_timeout={millis} -c lock_timeout={millis}")
+        if not self._migrated:
+            _migrate(conn)
+            self._migrated = True
+        return conn
+
+    def _failed(self, exc: BaseException) -> None:
+        text = " ".join(str(exc).split())[:300]
+        if self._password:
+            text = text.replace(self._password, "[REDACTED]")
+        with self._guard:
+            self._failed_at = time.monotonic()
+            self._failure = f"state store {self.url} unavailable: {text or type(exc).__name__}"
+
+
+def _count(cur: psycopg.Cursor[Any], key: str, since: float) -> int:
+    cur.execute("SELECT count(*) FROM enact_claims WHERE key = %s AND kind = 'limit' AND at > %s", (key, since))
+    row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def _held(cur: psycopg.Cursor[Any], key: str) -> bool:
+    cur.execute("SELECT 1 FROM enact_claims WHERE key = %s AND kind = 'unique' LIMIT 1", (key,))
+    return cur.fetchone() is not None
+
+
+def _migrate(conn: psycopg.Connection[Any]) -> None:
+    """Create or upgrade the schema, one sidecar at a time; ``enact_schema`` holds the version."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        conn.execute("CREATE TABLE IF NOT EXISTS enact_schema (version integer NOT NULL)")
+        row = conn.execute("SELECT max(version) FROM enact_schema").fetchone()
+        version = row[0] if row and row[0] is not None else 0
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[step]:
+                conn.execute(statement)  # type: ignore[arg-type]
+            conn.execute("INSERT INTO enact_schema (version) VALUES (%s)", (step,))
