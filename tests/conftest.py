@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -34,6 +35,18 @@ class FixedClock:
     def advance(self, **delta: float) -> datetime:
         self.now += timedelta(**delta)
         return self.now
+
+
+# What a developer's shell may hold that would change what the tests see. Cleared for the whole session
+# at start-up, before any fixture (module-scoped sidecars included) starts a process that inherits it.
+AMBIENT = ("ENACT_RECEIPT_KEY", "ENACT_LOG_KEY", "ENACT_ADMIN_TOKEN", "ENACT_STATE_PASSWORD",
+           "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "all_proxy",
+           "no_proxy", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in AMBIENT:
+        os.environ.pop(name, None)
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ class CrmObject:
     archived: bool = False
     # (to_object_id, association_type_id)
     associations: list[tuple[str, int]] = field(default_factory=list)
+    created_monotonic: float = field(default_factory=time.monotonic)
 
     def to_json(self) -> dict[str, Any]:
         properties = {
@@ -101,9 +103,13 @@ class SandboxHubSpot(SandboxServer):
     """In-memory HubSpot. With ``token``, requests must carry ``Authorization: Bearer <token>``;
     without, any bearer token is accepted (but one must be present)."""
 
-    def __init__(self, token: str | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, token: str | None = None, host: str = "127.0.0.1", port: int = 0,
+                 search_lag_seconds: float = 0.0) -> None:
         super().__init__(host, port)
         self.token = token
+        # HubSpot's search index is eventually consistent: objects created in the last
+        # `search_lag_seconds` are not found by /search yet (reads by id see them at once).
+        self.search_lag_seconds = search_lag_seconds
         self._lock = threading.RLock()
         self._objects: dict[str, dict[str, CrmObject]] = {t: {} for t in OBJECT_TYPES}
         self._next_id = 1001
@@ -296,7 +302,9 @@ class SandboxHubSpot(SandboxServer):
         if not isinstance(body, dict):
             raise HubSpotError(400, "VALIDATION_ERROR", "Invalid input JSON: expected an object")
         groups = body.get("filterGroups") or []
-        live = [o for o in self._objects[object_type].values() if not o.archived]
+        indexed_before = time.monotonic() - self.search_lag_seconds
+        live = [o for o in self._objects[object_type].values()
+                if not o.archived and o.created_monotonic <= indexed_before]
         hits = [o for o in live if not groups or any(_group_matches(o, g) for g in groups)]
         limit = int(body.get("limit") or 10)
         after = int(body.get("after") or 0)

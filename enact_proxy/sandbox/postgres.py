@@ -19,8 +19,8 @@ import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -42,6 +42,9 @@ class PgServer:
     dbname: str
     bin_dir: Path
     data_dir: Path
+    # Stop the server (fast shutdown: every connection dropped) and start it again on the same port and data.
+    stop: Callable[[], None] = field(default=lambda: None, compare=False, repr=False)
+    start: Callable[[], None] = field(default=lambda: None, compare=False, repr=False)
 
     def url(self, *, user: str | None = None, password: str | None = None, dbname: str | None = None) -> str:
         """A ``postgresql://`` URL; pass ``password=""`` for one without a password."""
@@ -128,6 +131,7 @@ def running_postgres(attempts: int = 3) -> Iterator[PgServer]:
     data_dir, socket_dir = root / "data", root / "sock"
     password = os.urandom(12).hex()
     process: subprocess.Popen[bytes] | None = None
+    running: list[subprocess.Popen[bytes]] = []  # the server now, after any restart
     try:
         socket_dir.mkdir()
         pwfile = root / "pwfile"
@@ -147,26 +151,45 @@ def running_postgres(attempts: int = 3) -> Iterator[PgServer]:
         if initdb.returncode != 0:
             raise PostgresUnavailable(f"initdb failed: {initdb.stderr.decode(errors='replace')[-2000:]}")
         log_path = root / "postgres.log"
-        for _ in range(attempts):
-            port = _free_port()
+
+        def launch(port: int) -> subprocess.Popen[bytes] | None:
             with open(log_path, "ab") as log:
-                process = subprocess.Popen(
+                started = subprocess.Popen(
                     [str(bin_dir / "postgres"), "-D", str(data_dir), "-h", "127.0.0.1", "-p", str(port),
                      "-k", str(socket_dir), "-c", "fsync=off", "-c", "full_page_writes=off",
                      "-c", "synchronous_commit=off", "-c", "max_connections=100"],
                     stdout=log, stderr=subprocess.STDOUT, **drop,  # type: ignore[call-overload]
                 )
             deadline = time.monotonic() + START_TIMEOUT_S
-            while time.monotonic() < deadline and process.poll() is None and not _accepts_connections(port):
+            while time.monotonic() < deadline and started.poll() is None and not _accepts_connections(port):
                 time.sleep(0.05)
-            if process.poll() is None and _accepts_connections(port):
+            if started.poll() is None and _accepts_connections(port):
+                return started
+            _stop(started)
+            return None
+
+        for _ in range(attempts):
+            port = _free_port()
+            process = launch(port)
+            if process is not None:
                 break
-            _stop(process)
-            process = None
         if process is None:
             raise PostgresUnavailable(f"postgres did not start: {log_path.read_text(errors='replace')[-2000:]}")
-        yield PgServer("127.0.0.1", port, SUPERUSER, password, "postgres", bin_dir, data_dir)
+        running.append(process)
+
+        def stop() -> None:
+            _stop(running[0])
+
+        def start() -> None:
+            restarted = launch(port)
+            if restarted is None:
+                raise PostgresUnavailable("postgres did not restart")
+            running[0] = restarted
+
+        yield PgServer("127.0.0.1", port, SUPERUSER, password, "postgres", bin_dir, data_dir, stop, start)
     finally:
+        if running:
+            process = running[0]
         if process is not None:
             _stop(process)
         shutil.rmtree(root, ignore_errors=True)

@@ -34,7 +34,7 @@ DEFAULT_WORKFLOWS = {
 def write_config(directory: Path, *, systems: dict[str, Any], workflows: dict[str, list[str]] | None = None,
                  policies: list[Any] | None = None, roles: list[str] | None = None, mode: str = "enforce",
                  passthrough: list[str] | None = None, limits: dict[str, Any] | None = None,
-                 postgres_listen: str = "127.0.0.1:0") -> Path:
+                 postgres_listen: str = "127.0.0.1:0", state: dict[str, Any] | None = None) -> Path:
     config: dict[str, Any] = {
         "version": 1,
         "actor": {"email": "agent@company.com", "roles": roles if roles is not None else ["sales_agent", "engineer"]},
@@ -49,6 +49,8 @@ def write_config(directory: Path, *, systems: dict[str, Any], workflows: dict[st
     }
     if limits:
         config["limits"] = limits
+    if state:
+        config["state"] = state
     path = directory / "enact.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
