@@ -11,7 +11,7 @@ import pytest
 from enact_proxy.engine import BLOCK_PREFIX, Engine
 from enact_proxy.models import ActionRequest, ActionResult, Decision, PolicyResult, RequestSummary
 from enact_proxy.policy import failed, passed
-from enact_proxy.receipts.store import ReceiptError, ReceiptStore
+from enact_proxy.receipts.store import ReceiptStore
 
 CONTACT = ActionRequest(system="hubspot", action="create_contact", payload={"email": "jane@acme.com"},
                         request=RequestSummary(method="POST", host="api.hubapi.com", path="/crm/v3/objects/contacts"))
