@@ -83,6 +83,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -141,9 +142,37 @@ def classify(sql: str) -> list[ActionRequest]:
 
     Raises :class:`SqlParseError` when the text does not parse.
     """
+    return to_requests(_classify_text(sql)[0])
+
+
+@dataclass(frozen=True, slots=True)
+class CursorOp:
+    """A statement that creates, runs or drops a cursor (a named portal), for the session to track.
+
+    ``op``: ``"declare"`` (``DECLARE name ... CURSOR FOR q``: ``actions`` are q's, ``hold`` for WITH
+    HOLD), ``"fetch"`` (``FETCH`` or ``MOVE``: it runs the named cursor's query further) or ``"close"``
+    (``name`` None for ``CLOSE ALL``). ``name`` is as PostgreSQL resolves the identifier; ``text`` is the
+    statement's own text.
+    """
+
+    op: str
+    name: str | None
+    text: str
+    hold: bool = False
+    actions: Found = ()
+
+
+def classify_statements(sql: str) -> tuple[list[ActionRequest], tuple[CursorOp, ...]]:
+    """:func:`classify`, plus the cursor operations of the text, in statement order (one parse)."""
+    found, ops = _classify_text(sql)
+    return to_requests(found), ops
+
+
+def to_requests(found: Found) -> list[ActionRequest]:
+    """Fresh :class:`ActionRequest` objects (callers may change them) for cached ``(action, payload)``s."""
     return [
         ActionRequest.model_construct(system=SYSTEM, action=action, payload=_fresh(payload), request=None)
-        for action, payload in _classify_text(sql)
+        for action, payload in found
     ]
 
 
@@ -163,22 +192,24 @@ _templates: dict[tuple[str, tuple[str, ...]], tuple[int, int | None, Found]] = {
 _LITERAL_TOKENS = frozenset({"ICONST", "FCONST"})
 
 
-def _classify_text(sql: str) -> Found:
+def _classify_text(sql: str) -> tuple[Found, tuple[CursorOp, ...]]:
     key = _template_key(sql)
     if key is None:
-        return _classify_cached(sql)
+        found, _, ops = _analyse(sql)
+        return found, ops
     entry = _templates.get(key)
     if entry is None:
-        found, span = _analyse(sql)
+        found, span, ops = _analyse(sql)
         if span is not None:
             if len(_templates) >= CACHE_SIZE:
                 with contextlib.suppress(KeyError, StopIteration, RuntimeError):
                     del _templates[next(iter(_templates))]
             _templates[key] = (span[0], span[1], found)
-        return found
+        return found, ops
+    # Only single SELECT / INSERT / UPDATE / DELETE statements are templated: never a cursor operation.
     start, tail, found = entry
     text = sql[start : len(sql) - tail if tail is not None else len(sql)].strip()
-    return tuple((action, {**payload, "statement": text}) for action, payload in found)
+    return tuple((action, {**payload, "statement": text}) for action, payload in found), ()
 
 
 def _template_key(sql: str) -> tuple[str, tuple[str, ...]] | None:
@@ -202,23 +233,20 @@ def _template_key(sql: str) -> tuple[str, tuple[str, ...]] | None:
     return "".join(parts), tuple(token.name for token in tokens)
 
 
-def _classify_cached(sql: str) -> Found:
-    return _analyse(sql)[0]
-
-
 def _fresh(payload: dict[str, Any]) -> dict[str, Any]:
     return {key: list(value) if isinstance(value, list) else value for key, value in payload.items()}
 
 
 @lru_cache(maxsize=CACHE_SIZE)
-def _analyse(sql: str) -> tuple[Found, tuple[int, int | None] | None]:
-    """The actions, and (start, chars after) of the statement when its literals cannot matter."""
+def _analyse(sql: str) -> tuple[Found, tuple[int, int | None] | None, tuple[CursorOp, ...]]:
+    """The actions, (start, chars after) of the statement when its literals cannot matter, cursor ops."""
     try:
         tree = json.loads(parse_sql_json(sql))
     except ParseError as exc:
         raise SqlParseError(str(exc)) from exc
     encoded = sql.encode("utf-8")
     found: list[tuple[str, dict[str, Any]]] = []
+    ops: list[CursorOp] = []
     stmts = tree.get("stmts", [])
     span: tuple[int, int | None] | None = None
     for raw in stmts:
@@ -227,10 +255,28 @@ def _analyse(sql: str) -> tuple[Found, tuple[int, int | None] | None]:
         chunk = encoded[start : start + length] if length else encoded[start:]
         text = chunk.decode("utf-8", errors="replace").strip()
         node_type, fields = _unwrap(raw["stmt"])
-        found.extend(_statement_actions(node_type, fields, text))
+        actions = _statement_actions(node_type, fields, text)
+        found.extend(actions)
+        op = _cursor_op(node_type, fields, text, actions)
+        if op is not None:
+            ops.append(op)
         if len(stmts) == 1 and _literals_cannot_matter(node_type, fields):
             span = (start, len(encoded) - start - length if length else None)
-    return tuple(found), span
+    return tuple(found), span, tuple(ops)
+
+
+_CURSOR_OPT_HOLD = 0x0020  # PostgreSQL's parsenodes.h
+
+
+def _cursor_op(node_type: str, fields: Node, text: str, actions: list[tuple[str, dict[str, Any]]]) -> CursorOp | None:
+    if node_type == "DeclareCursorStmt":
+        return CursorOp("declare", fields.get("portalname", ""), text,
+                        hold=bool(int(fields.get("options", 0)) & _CURSOR_OPT_HOLD), actions=tuple(actions))
+    if node_type == "FetchStmt":
+        return CursorOp("fetch", fields.get("portalname", ""), text)
+    if node_type == "ClosePortalStmt":
+        return CursorOp("close", fields.get("portalname"), text)
+    return None
 
 
 _TEMPLATED = frozenset({"SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt"})
