@@ -48,13 +48,38 @@ ROW_CASES = [
      "WHEN MATCHED AND s.gone THEN DELETE WHEN NOT MATCHED THEN INSERT (id, a) VALUES (s.id, s.a)",
      [("update_row", "t", ["a"], True), ("delete_row", "t", [], True), ("insert_row", "t", ["id", "a"], False)]),
     ("MERGE INTO t USING s ON true WHEN MATCHED THEN DELETE", [("delete_row", "t", [], False)]),
-    ("MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DO NOTHING", []),
+    ("MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DO NOTHING", [("select_rows", "t", [], True)]),
+    ("MERGE INTO t USING s ON true WHEN MATCHED THEN DO NOTHING WHEN NOT MATCHED THEN DO NOTHING",
+     [("select_rows", "t", [], False)]),
     ("EXPLAIN ANALYZE DELETE FROM t", [("delete_row", "t", [], False)]),
     ("EXPLAIN (ANALYZE, BUFFERS) UPDATE t SET a = 1 WHERE id = 2", [("update_row", "t", ["a"], True)]),
     ("EXPLAIN ANALYZE SELECT * FROM t", [("select_rows", "t", ["*"], False)]),
     ("COPY t (a, b) FROM STDIN", [("insert_row", "t", ["a", "b"], False)]),
     ("COPY s.t FROM STDIN WITH (FORMAT csv)", [("insert_row", "s.t", ["*"], False)]),
     ("DECLARE c CURSOR FOR SELECT id FROM t", [("select_rows", "t", ["id"], False)]),
+    # row-locking reads: also update_row of each locked table (bounded by WHERE or LIMIT)
+    ("SELECT * FROM t WHERE id = 1 FOR UPDATE", [("select_rows", "t", ["*"], True), ("update_row", "t", [], True)]),
+    ("SELECT id FROM jobs ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+     [("select_rows", "jobs", ["id"], False), ("update_row", "jobs", [], True)]),
+    ("SELECT * FROM t FOR KEY SHARE", [("select_rows", "t", ["*"], False), ("update_row", "t", [], False)]),
+    ("SELECT * FROM a JOIN b ON a.id = b.id FOR NO KEY UPDATE",
+     [("select_rows", "a", ["*"], False), ("update_row", "a", [], False), ("update_row", "b", [], False)]),
+    ("SELECT * FROM a x JOIN b ON x.id = b.id WHERE b.k = 1 FOR SHARE OF x",
+     [("select_rows", "a", ["*"], True), ("update_row", "a", [], True)]),
+    ("SELECT * FROM a, (SELECT * FROM s.c) sub FOR UPDATE OF sub",
+     [("select_rows", "a", ["*"], False), ("update_row", "s.c", [], False)]),
+    ("SELECT * FROM m WHERE id IN (SELECT id FROM s WHERE s.k = 2 FOR UPDATE)",
+     [("select_rows", "m", ["*"], True), ("update_row", "s", [], True)]),
+    ("WITH w AS (SELECT * FROM t FOR SHARE) SELECT * FROM w",
+     [("select_rows", None, ["*"], False), ("update_row", "t", [], False)]),
+    ("WITH w AS (SELECT * FROM t) SELECT * FROM w, u FOR UPDATE",  # a lock never reaches into a CTE
+     [("select_rows", "u", ["*"], False), ("update_row", "u", [], False)]),
+    ("DECLARE c CURSOR FOR SELECT id FROM t WHERE id = $1 FOR UPDATE",
+     [("select_rows", "t", ["id"], True), ("update_row", "t", [], True)]),
+    ("EXPLAIN ANALYZE SELECT * FROM t FOR UPDATE",
+     [("select_rows", "t", ["*"], False), ("update_row", "t", [], False)]),
+    ("SELECT * FROM v FOR UPDATE OF nowhere",  # PostgreSQL refuses it; never dropped here
+     [("select_rows", "v", ["*"], False), ("update_row", "nowhere", [], False)]),
     ("SELECT * FROM users; DELETE FROM users",
      [("select_rows", "users", ["*"], False), ("delete_row", "users", [], False)]),
 ]
@@ -185,6 +210,23 @@ def test_safe_catalog_functions_are_only_select_rows(sql):
 )
 def test_not_actions(sql):
     assert classify(sql) == []
+
+
+def test_locking_names_the_strongest_clause_per_table():
+    actions = classify("SELECT * FROM a JOIN b ON a.id = b.id FOR KEY SHARE FOR UPDATE OF a")
+    locks = {a.payload["table"]: a.payload["locking"] for a in actions if a.action == "update_row"}
+    assert locks == {"a": "FOR UPDATE", "b": "FOR KEY SHARE"}
+    (lock,) = [a for a in classify("SELECT 1 FROM t FOR NO KEY UPDATE") if a.action == "update_row"]
+    assert lock.payload["columns"] == [] and lock.payload["kind"] == "SelectStmt"
+
+
+def test_plain_explain_of_a_locking_read_does_not_lock():
+    assert [a.action for a in classify("EXPLAIN SELECT * FROM t FOR UPDATE")] == ["execute_sql"]
+
+
+def test_every_merge_is_at_least_one_action():
+    (merge,) = classify("MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DO NOTHING")
+    assert merge.payload["merge"] == "do nothing" and merge.payload["kind"] == "MergeStmt"
 
 
 def test_payload_shape():

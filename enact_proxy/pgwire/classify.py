@@ -44,12 +44,18 @@ and, for ``select_rows`` / ``insert_row`` / ``update_row`` / ``delete_row``:
     by its join condition and its ``WHEN ... AND`` condition.
 
 Effects: a data-modifying CTE (anywhere in the tree) adds its own write action; ``INSERT ... ON CONFLICT
-DO UPDATE`` is ``insert_row`` and ``update_row``; MERGE yields one action per WHEN clause (DO NOTHING
-none); ``EXPLAIN ANALYZE x`` is classified as ``x`` (plain EXPLAIN does not execute: ``execute_sql``);
+DO UPDATE`` is ``insert_row`` and ``update_row``; MERGE yields one action per WHEN clause that acts (a
+MERGE whose branches all DO NOTHING is one ``select_rows`` of its target, with ``merge: "do nothing"``:
+every statement is at least one action); a row-locking read (``FOR UPDATE / NO KEY UPDATE / SHARE / KEY
+SHARE``, at any level: subquery, CTE, DECLARE CURSOR) is also one ``update_row`` per locked table, with
+``locking`` naming the strongest clause on it and ``columns`` empty (see :func:`_locking_actions`);
+``EXPLAIN ANALYZE x`` is classified as ``x`` (plain EXPLAIN does not execute: ``execute_sql``);
 ``COPY ... FROM`` is ``insert_row`` (plus ``execute_sql`` when it reads a server file or program);
 ``COPY ... TO`` is ``execute_sql``; ``SELECT INTO`` and ``CREATE TABLE AS`` are ``execute_sql``;
-``DECLARE c CURSOR FOR <query>`` is classified as its query, and FETCH / MOVE / CLOSE of a cursor are
-not actions. Everything else is ``execute_sql``.
+``DECLARE c CURSOR FOR <query>`` is classified as its query. ``FETCH`` / ``MOVE`` / ``CLOSE`` classify
+to ``[]`` here: what a FETCH runs is the cursor's query, which only the session knows
+(:mod:`enact_proxy.pgwire.session` judges it there; see :func:`cursor_statement`). Everything else is
+``execute_sql``.
 
 Functions: a statement that calls a function that could write or change the session is additionally
 ``execute_sql`` with ``reason="functions"`` and ``functions`` listing them. Safe means: unqualified or
@@ -77,6 +83,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -135,9 +142,37 @@ def classify(sql: str) -> list[ActionRequest]:
 
     Raises :class:`SqlParseError` when the text does not parse.
     """
+    return to_requests(_classify_text(sql)[0])
+
+
+@dataclass(frozen=True, slots=True)
+class CursorOp:
+    """A statement that creates, runs or drops a cursor (a named portal), for the session to track.
+
+    ``op``: ``"declare"`` (``DECLARE name ... CURSOR FOR q``: ``actions`` are q's, ``hold`` for WITH
+    HOLD), ``"fetch"`` (``FETCH`` or ``MOVE``: it runs the named cursor's query further) or ``"close"``
+    (``name`` None for ``CLOSE ALL``). ``name`` is as PostgreSQL resolves the identifier; ``text`` is the
+    statement's own text.
+    """
+
+    op: str
+    name: str | None
+    text: str
+    hold: bool = False
+    actions: Found = ()
+
+
+def classify_statements(sql: str) -> tuple[list[ActionRequest], tuple[CursorOp, ...]]:
+    """:func:`classify`, plus the cursor operations of the text, in statement order (one parse)."""
+    found, ops = _classify_text(sql)
+    return to_requests(found), ops
+
+
+def to_requests(found: Found) -> list[ActionRequest]:
+    """Fresh :class:`ActionRequest` objects (callers may change them) for cached ``(action, payload)``s."""
     return [
         ActionRequest.model_construct(system=SYSTEM, action=action, payload=_fresh(payload), request=None)
-        for action, payload in _classify_text(sql)
+        for action, payload in found
     ]
 
 
@@ -157,22 +192,24 @@ _templates: dict[tuple[str, tuple[str, ...]], tuple[int, int | None, Found]] = {
 _LITERAL_TOKENS = frozenset({"ICONST", "FCONST"})
 
 
-def _classify_text(sql: str) -> Found:
+def _classify_text(sql: str) -> tuple[Found, tuple[CursorOp, ...]]:
     key = _template_key(sql)
     if key is None:
-        return _classify_cached(sql)
+        found, _, ops = _analyse(sql)
+        return found, ops
     entry = _templates.get(key)
     if entry is None:
-        found, span = _analyse(sql)
+        found, span, ops = _analyse(sql)
         if span is not None:
             if len(_templates) >= CACHE_SIZE:
                 with contextlib.suppress(KeyError, StopIteration, RuntimeError):
                     del _templates[next(iter(_templates))]
             _templates[key] = (span[0], span[1], found)
-        return found
+        return found, ops
+    # Only single SELECT / INSERT / UPDATE / DELETE statements are templated: never a cursor operation.
     start, tail, found = entry
     text = sql[start : len(sql) - tail if tail is not None else len(sql)].strip()
-    return tuple((action, {**payload, "statement": text}) for action, payload in found)
+    return tuple((action, {**payload, "statement": text}) for action, payload in found), ()
 
 
 def _template_key(sql: str) -> tuple[str, tuple[str, ...]] | None:
@@ -196,23 +233,20 @@ def _template_key(sql: str) -> tuple[str, tuple[str, ...]] | None:
     return "".join(parts), tuple(token.name for token in tokens)
 
 
-def _classify_cached(sql: str) -> Found:
-    return _analyse(sql)[0]
-
-
 def _fresh(payload: dict[str, Any]) -> dict[str, Any]:
     return {key: list(value) if isinstance(value, list) else value for key, value in payload.items()}
 
 
 @lru_cache(maxsize=CACHE_SIZE)
-def _analyse(sql: str) -> tuple[Found, tuple[int, int | None] | None]:
-    """The actions, and (start, chars after) of the statement when its literals cannot matter."""
+def _analyse(sql: str) -> tuple[Found, tuple[int, int | None] | None, tuple[CursorOp, ...]]:
+    """The actions, (start, chars after) of the statement when its literals cannot matter, cursor ops."""
     try:
         tree = json.loads(parse_sql_json(sql))
     except ParseError as exc:
         raise SqlParseError(str(exc)) from exc
     encoded = sql.encode("utf-8")
     found: list[tuple[str, dict[str, Any]]] = []
+    ops: list[CursorOp] = []
     stmts = tree.get("stmts", [])
     span: tuple[int, int | None] | None = None
     for raw in stmts:
@@ -221,10 +255,28 @@ def _analyse(sql: str) -> tuple[Found, tuple[int, int | None] | None]:
         chunk = encoded[start : start + length] if length else encoded[start:]
         text = chunk.decode("utf-8", errors="replace").strip()
         node_type, fields = _unwrap(raw["stmt"])
-        found.extend(_statement_actions(node_type, fields, text))
+        actions = _statement_actions(node_type, fields, text)
+        found.extend(actions)
+        op = _cursor_op(node_type, fields, text, actions)
+        if op is not None:
+            ops.append(op)
         if len(stmts) == 1 and _literals_cannot_matter(node_type, fields):
             span = (start, len(encoded) - start - length if length else None)
-    return tuple(found), span
+    return tuple(found), span, tuple(ops)
+
+
+_CURSOR_OPT_HOLD = 0x0020  # PostgreSQL's parsenodes.h
+
+
+def _cursor_op(node_type: str, fields: Node, text: str, actions: list[tuple[str, dict[str, Any]]]) -> CursorOp | None:
+    if node_type == "DeclareCursorStmt":
+        return CursorOp("declare", fields.get("portalname", ""), text,
+                        hold=bool(int(fields.get("options", 0)) & _CURSOR_OPT_HOLD), actions=tuple(actions))
+    if node_type == "FetchStmt":
+        return CursorOp("fetch", fields.get("portalname", ""), text)
+    if node_type == "ClosePortalStmt":
+        return CursorOp("close", fields.get("portalname"), text)
+    return None
 
 
 _TEMPLATED = frozenset({"SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt"})
@@ -323,9 +375,13 @@ def _effects(node_type: str, fields: Node, st: _Statement) -> list[tuple[str, di
         inner_type, inner = _unwrap(fields["query"])
         return _effects(inner_type, inner, st)
     actions = _own_actions(node_type, fields, st)
+    if node_type == "SelectStmt":
+        actions.extend(_locking_actions(fields, st))
     for kind, sub in _walk(fields):
         if kind in _DML or kind == "MergeStmt":
             actions.extend(_own_actions(kind, sub, st))
+        elif kind == "SelectStmt":
+            actions.extend(_locking_actions(sub, st))
     return actions
 
 
@@ -377,8 +433,11 @@ def _merge(fields: Node, st: _Statement) -> list[tuple[str, dict[str, Any]]]:
     actions = []
     for clause in fields.get("mergeWhenClauses", []):
         _, when = _unwrap(clause)
-        action = _MERGE_COMMANDS.get(when.get("commandType", ""))
+        command = when.get("commandType", "")
+        action = _MERGE_COMMANDS.get(command)
         if action is None:
+            if command != "CMD_NOTHING":  # a command this code does not know: fail closed
+                actions.append(st.execute_sql(reason="merge_command", command=command))
             continue
         if action == "insert_row":
             written = _target_names(when) if "targetList" in when else None
@@ -390,7 +449,93 @@ def _merge(fields: Node, st: _Statement) -> list[tuple[str, dict[str, Any]]]:
             has_where, constant = _bounded(when["condition"])
         columns = _target_names(when) if action == "update_row" else []
         actions.append(st.row_action(action, table, columns, has_where, constant))
+    if not actions:
+        # Every branch DO NOTHING: it only reads (PostgreSQL needs just SELECT on the target and runs it
+        # in a read-only transaction), but every statement is at least one action.
+        actions.append(st.row_action("select_rows", table, [], join_bounded, join_constant, merge="do nothing"))
     return actions
+
+
+_LOCK_STRENGTHS = {
+    "LCS_FORUPDATE": "FOR UPDATE",
+    "LCS_FORNOKEYUPDATE": "FOR NO KEY UPDATE",
+    "LCS_FORSHARE": "FOR SHARE",
+    "LCS_FORKEYSHARE": "FOR KEY SHARE",
+}
+_LOCK_ORDER = ("FOR UPDATE", "FOR NO KEY UPDATE", "FOR SHARE", "FOR KEY SHARE")  # strongest first
+
+
+def _locking_actions(select: Node, st: _Statement) -> list[tuple[str, dict[str, Any]]]:
+    """``update_row`` of each table a row-locking clause of this SELECT level locks.
+
+    PostgreSQL requires UPDATE privilege for ``FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE`` and
+    refuses them in a read-only transaction: a row lock is a write. Without ``OF``, a clause locks every
+    table of this level's FROM (into sub-selects and joins, not into CTEs it references, as PostgreSQL
+    does); ``OF name`` locks the FROM item so named (a sub-select's alias: every table in it). A name that
+    matches no FROM item is kept as written (PostgreSQL would refuse the statement; we never drop it).
+    Bounded (``has_where``) when the WHERE bounds rows or a LIMIT / FETCH FIRST caps them.
+    """
+    clauses = select.get("lockingClause")
+    if not clauses:
+        return []
+    items = _from_items(select.get("fromClause", []), st)
+    has_where, constant = _bounded(select.get("whereClause"))
+    if not has_where and select.get("limitCount") is not None and not _is_null(select["limitCount"]):
+        has_where = True
+    strongest: dict[str, int] = {}  # table -> index into _LOCK_ORDER; one action per locked table
+    for raw in clauses:
+        _, clause = _unwrap(raw)
+        strength = _LOCK_ORDER.index(_LOCK_STRENGTHS.get(clause.get("strength", ""), "FOR UPDATE"))
+        named = clause.get("lockedRels")
+        if not named:
+            locked = [table for tables in items.values() for table in tables]
+        else:
+            locked = []
+            for rel in named:
+                _, range_var = _unwrap(rel)
+                name = range_var.get("relname", "")
+                if "schemaname" not in range_var and name in items:
+                    locked.extend(items[name])
+                else:
+                    locked.append(_qualified(range_var))
+        for table in locked:
+            strongest[table] = min(strongest.get(table, strength), strength)
+    return [st.row_action("update_row", table, [], has_where, constant, locking=_LOCK_ORDER[rank])
+            for table, rank in strongest.items()]
+
+
+def _from_items(from_clause: list[Any], st: _Statement) -> dict[str, list[str]]:
+    """FROM item reference name (alias, else table name) -> the tables a lock on it reaches."""
+    items: dict[str, list[str]] = {}
+    for item in from_clause:
+        kind, fields = _unwrap(item)
+        if kind == "RangeVar":
+            if not st.is_cte(fields):
+                name = fields.get("alias", {}).get("aliasname") or fields.get("relname", "")
+                items.setdefault(name, []).append(_qualified(fields))
+        elif kind == "JoinExpr":
+            for side in ("larg", "rarg"):
+                if side in fields:
+                    for name, tables in _from_items([fields[side]], st).items():
+                        items.setdefault(name, []).extend(tables)
+        elif kind == "RangeSubselect":
+            name = fields.get("alias", {}).get("aliasname", "")
+            _, sub = _unwrap(fields.get("subquery"))
+            items.setdefault(name, []).extend(_subquery_tables(sub, st))
+    return items
+
+
+def _subquery_tables(select: Node, st: _Statement) -> list[str]:
+    """The tables a lock applied to a sub-select reaches: every table of its FROM, each arm of a set op."""
+    if select.get("op", "SETOP_NONE") != "SETOP_NONE":
+        return [*_subquery_tables(select.get("larg", {}), st), *_subquery_tables(select.get("rarg", {}), st)]
+    items = _from_items(select.get("fromClause", []), st)
+    return [table for tables in items.values() for table in tables]
+
+
+def _is_null(expr: Any) -> bool:
+    kind, fields = _unwrap(expr)
+    return kind == "A_Const" and bool(fields.get("isnull"))
 
 
 def _copy(fields: Node, st: _Statement) -> list[tuple[str, dict[str, Any]]]:

@@ -3,7 +3,9 @@
 Agent -> upstream: each frontend message is handled by type. ``Query`` and ``Parse`` are classified and
 judged; a PASS is made durable (``engine.open``) before the message is forwarded; ``Bind`` / ``Execute``
 of a statement or portal the sidecar did not judge, or judged and refused, are refused. ``FunctionCall``
-is ``execute_sql``.
+is ``execute_sql``. ``FETCH`` / ``MOVE`` (in a Query or through Parse/Execute) are judged, each time, as
+what the cursor they name runs: an SQL-declared cursor's query, or the statement of a portal the agent
+bound; a name the session did not see created is refused (see "cursors" below).
 
 A refusal is never answered by the sidecar on its own: it sends the upstream a statement that fails
 (a syntax error carrying a one-time token) in place of the refused one. So the upstream really is in
@@ -30,9 +32,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from enact_proxy import pipeline
-from enact_proxy.engine import Engine, Judgement, Verdict, block_message
+from enact_proxy.engine import COLLATERAL_PREFIX, Engine, Judgement, Verdict, block_message
 from enact_proxy.models import ActionRequest, ActionResult, Decision, RequestSummary
-from enact_proxy.pgwire.classify import SYSTEM, SqlParseError, classify
+from enact_proxy.pgwire.classify import SYSTEM, CursorOp, SqlParseError, classify_statements, to_requests
 from enact_proxy.pgwire.framing import DEFAULT_MAX_MESSAGE_SIZE, Framer
 from enact_proxy.pgwire.messages import (
     ErrorResponse,
@@ -59,17 +61,36 @@ UNKNOWN = {"outcome": "unknown"}
 
 @dataclass(slots=True)
 class Prepared:
-    """A statement the agent parsed: its actions, and either its refusal or verdicts not yet used."""
+    """A statement the agent parsed: its actions, and either its refusal or verdicts not yet used.
+
+    ``cursor_ops``: its DECLARE / FETCH / MOVE / CLOSE statements, applied when an Execute of it is
+    forwarded (a FETCH or MOVE is judged then, as what the cursor it names runs).
+    """
 
     actions: list[ActionRequest]
     refusal: ErrorResponse | None = None
     fresh: Judgement | None = None  # judged at Parse, used by the first Execute
+    cursor_ops: tuple[CursorOp, ...] = ()
 
 
 @dataclass(slots=True)
 class Portal:
     statement: Prepared
     suspended: bool = False
+
+
+@dataclass(slots=True)
+class Declaration:
+    """One forwarded ``DECLARE``: what a FETCH / MOVE of the cursor runs, until its transaction ends."""
+
+    actions: list[ActionRequest]
+    hold: bool
+    batch: int  # the ReadyForQuery that ends the batch it was sent in
+
+
+MAX_CURSORS = 1024  # cursor names tracked per session; beyond, the oldest is forgotten (its FETCH refused)
+MAX_DECLARATIONS = 16  # declarations kept per cursor name; beyond, a FETCH of it is refused
+MAX_FETCH_DEPTH = 8  # a portal running FETCH of a portal running FETCH of ...: deeper is refused
 
 
 @dataclass(slots=True)
@@ -144,6 +165,7 @@ class Relay:
         self.max_message_size = max_message_size
         self.statements: dict[bytes, Prepared] = {}
         self.portals: dict[bytes, Portal] = {}
+        self.cursors: dict[bytes, list[Declaration]] = {}  # SQL-declared cursors, by name
         self.pending: deque[Pending] = deque()
         self.refusals: deque[Refusal] = deque()
         self.unwritten: list[Any] = []  # BLOCK receipts on their way to disk, awaited before the agent hears
@@ -246,6 +268,7 @@ class Relay:
 
     def _backend(self, type_byte: bytes, body: bytes) -> bytes | None:
         if type_byte == b"Z":
+            self._transaction_status(body)
             self._ready()
             return None
         current = self.pending[0] if self.pending and self.pending[0].batch == self.seen_ready else None
@@ -367,7 +390,18 @@ class Relay:
 
     async def _query(self, frame: Frame, out: list[bytes]) -> None:
         sql = Query.decode(frame.body).sql
-        await self._decide_simple(frame, await self._judge_sql(sql), out)
+        try:
+            actions, ops = self._classify_statements(sql)
+        except SqlParseError as exc:
+            await self._decide_simple(frame, Judgement([self._unparsed(sql, exc)]), out)
+            return
+        if not ops:
+            await self._decide_simple(frame, await self._judge(actions), out)
+            return
+        judgement, changes = await self._judge_cursor_ops(actions, ops)
+        await self._decide_simple(frame, judgement, out)
+        if judgement.forwards:
+            self._apply_cursor_changes(changes, self.sent_batches - 1)
 
     async def _decide_simple(self, frame: Frame, judgement: Judgement, out: list[bytes]) -> None:
         """Forward a whole-batch message (Query, FunctionCall) once its passes are durable, or refuse it."""
@@ -387,14 +421,16 @@ class Relay:
         (name,), _ = _cstrings(frame.body, 1)
         parsed = Parse.decode(frame.body)
         actions: list[ActionRequest] = []
+        ops: tuple[CursorOp, ...] = ()
         try:
-            actions = self._classify(parsed.query)
+            actions, ops = self._classify_statements(parsed.query)
         except SqlParseError as exc:
             judgement = Judgement([self._unparsed(parsed.query, exc)])
         else:
             judgement = await self._judge(actions)
         if judgement.forwards:
-            self.statements[name] = Prepared(actions, fresh=judgement if judgement.verdicts else None)
+            self.statements[name] = Prepared(actions, fresh=judgement if judgement.verdicts else None,
+                                             cursor_ops=ops)
             out.append(frame.encode())
             return
         error = await self._refuse(judgement.verdicts, out, simple=False)
@@ -423,13 +459,26 @@ class Relay:
             await self._refuse([self._refusal_verdict("Execute", reason)], out, simple=False)
             return
         statement = portal.statement
-        if portal.suspended or not statement.actions:
-            # Fetching more rows of a run already judged, or a statement that is no action.
+        if portal.suspended:
+            # More rows of a run already judged (a FETCH portal's rows were all made by its first run).
             self.pending.append(Pending(self.sent_batches, False, [], [], portal))
             out.append(frame.encode())
             return
-        judgement = statement.fresh if statement.fresh is not None else await self._judge(statement.actions)
-        statement.fresh = None
+        changes: dict[bytes, Declaration | None] = {}
+        if statement.cursor_ops:
+            # DECLARE / FETCH / MOVE / CLOSE: judged afresh each time, as what the named cursor runs now.
+            if statement.fresh is not None:
+                self.engine.unclaim(statement.fresh)
+            statement.fresh = None
+            judgement, changes = await self._judge_cursor_ops(statement.actions, statement.cursor_ops)
+        elif not statement.actions:
+            # A statement that is no action (transaction control, SHOW, a harmless SET).
+            self.pending.append(Pending(self.sent_batches, False, [], [], portal))
+            out.append(frame.encode())
+            return
+        else:
+            judgement = statement.fresh if statement.fresh is not None else await self._judge(statement.actions)
+            statement.fresh = None
         verdicts = judgement.verdicts
         if not judgement.forwards:
             await self._refuse(verdicts, out, simple=False)
@@ -441,6 +490,7 @@ class Relay:
             return
         self.pending.append(Pending(self.sent_batches, False, verdicts, tickets, portal, judgement=judgement))
         out.append(frame.encode())
+        self._apply_cursor_changes(changes, self.sent_batches)
 
     def _close_message(self, frame: Frame) -> None:
         body = frame.body
@@ -453,6 +503,7 @@ class Relay:
                 self.engine.unclaim(closed.fresh)  # judged, never executed
         elif body[:1] == b"P":
             self.portals.pop(name, None)
+            self.cursors.pop(name, None)  # one namespace: Close 'P' also drops an SQL-declared cursor
         else:
             raise ProtocolError("Close target must be 'S' or 'P'")
 
@@ -465,20 +516,131 @@ class Relay:
             payload={"kind": "FunctionCall", "function_oid": oid & 0xFFFFFFFF, "statement": None, "tables": []})
         await self._decide_simple(frame, await self._judge([action]), out)
 
-    # ---- judging ------------------------------------------------------------------------------
+    # ---- cursors --------------------------------------------------------------------------------
+    #
+    # The rule (fail closed): a FETCH or MOVE runs its cursor's query further (more rows, more calls of
+    # the functions in it, more row locks), so each one, simple Query or extended Execute, is judged and
+    # recorded as the actions of what the cursor it names runs: a cursor declared in SQL (DECLARE ...
+    # CURSOR FOR q: q's actions, also judged when declared), or a portal the agent created through Bind
+    # (its prepared statement's actions, followed through a portal that itself runs FETCH). Both live in
+    # one namespace in PostgreSQL, so both are looked up. A name the session never saw created (a
+    # refcursor opened inside a function, a cursor of another front door) is refused. A name declared
+    # more than once before its transaction ended is judged as every declaration still possibly alive.
 
-    def _classify(self, sql: str) -> list[ActionRequest]:
-        actions = classify(sql)
+    def _classify_statements(self, sql: str) -> tuple[list[ActionRequest], tuple[CursorOp, ...]]:
+        actions, ops = classify_statements(sql)
+        for action in actions:
+            action.request = self.summary
+        return actions, ops
+
+    async def _judge_cursor_ops(self, actions: list[ActionRequest], ops: tuple[CursorOp, ...]
+                                ) -> tuple[Judgement, dict[bytes, Declaration | None]]:
+        """Verdicts for ``actions`` plus what each FETCH / MOVE in ``ops`` runs; the cursor changes to
+        apply once forwarded (name -> a new declaration, or None: closed). Statements of one text see the
+        DECLAREs and CLOSEs before them."""
+        changes: dict[bytes, Declaration | None] = {}
+        runs: list[ActionRequest] = []
+        unknown: list[str] = []
+        for op in ops:
+            key = op.name.encode("utf-8") if op.name is not None else None
+            if op.op == "declare" and key is not None:
+                changes[key] = Declaration(self._requests(op.actions), op.hold, -1)
+            elif op.op == "close":
+                if key is None:  # CLOSE ALL: every cursor and portal
+                    changes.update(dict.fromkeys([*self.cursors, *self.portals, *changes]))
+                else:
+                    changes[key] = None
+            elif op.op == "fetch" and key is not None:
+                found = self._cursor_runs(key, changes, 0)
+                if found is None:
+                    unknown.append(op.name or "")
+                    continue
+                for action in found:
+                    payload = {**action.payload, "cursor": op.name, "fetch": op.text}
+                    runs.append(ActionRequest.model_construct(system=SYSTEM, action=action.action,
+                                                              payload=payload, request=self.summary))
+        if unknown:
+            names = ", ".join(repr(name) for name in unknown)
+            refusal = self._refusal_verdict(
+                "FetchStmt", f"FETCH / MOVE of cursor {names}, which was not declared or bound through Enact "
+                             f"in this session (or is no longer tracked)")
+            # Refused before judging the rest: nothing of the statement may claim state or run.
+            rest = self.engine.refuse_request(
+                [*actions, *runs], f"{COLLATERAL_PREFIX} ({refusal.reason})") if self.engine.mode == "enforce" \
+                else await self._judge([*actions, *runs])
+            return Judgement([*rest.verdicts, refusal]), changes
+        judgement = await self._judge([*actions, *runs]) if actions or runs else Judgement([])
+        return judgement, changes
+
+    def _cursor_runs(self, key: bytes, changes: dict[bytes, Declaration | None],
+                     depth: int) -> list[ActionRequest] | None:
+        """What a FETCH of ``key`` runs, or None when it cannot be told (unknown name, too deep, too many)."""
+        if depth > MAX_FETCH_DEPTH:
+            return None
+        closed = key in changes and changes[key] is None  # by an earlier CLOSE of the same text
+        declarations = [] if closed else list(self.cursors.get(key, []))
+        if len(declarations) > MAX_DECLARATIONS:
+            return None
+        change = changes.get(key)
+        if change is not None:  # declared earlier in the same text (joins any still alive)
+            declarations.append(change)
+        portal = None if closed else self.portals.get(key)
+        known = bool(declarations) or portal is not None
+        found: list[ActionRequest] = [action for declaration in declarations for action in declaration.actions]
+        if portal is not None:
+            known = True
+            found.extend(portal.statement.actions)
+            for op in portal.statement.cursor_ops:
+                if op.op != "fetch" or op.name is None:
+                    continue
+                inner = self._cursor_runs(op.name.encode("utf-8"), {}, depth + 1)
+                if inner is None:
+                    return None
+                found.extend(inner)
+        if not known:
+            return None
+        unique: list[ActionRequest] = []
+        for action in found:
+            if not any(u.action == action.action and u.payload == action.payload for u in unique):
+                unique.append(action)
+        return unique
+
+    def _apply_cursor_changes(self, changes: dict[bytes, Declaration | None], batch: int) -> None:
+        """Record forwarded DECLAREs and CLOSEs; ``batch`` is the ReadyForQuery that ends their batch."""
+        for key, change in changes.items():
+            if change is None:
+                self.cursors.pop(key, None)
+                self.portals.pop(key, None)
+                continue
+            change.batch = batch
+            declarations = self.cursors.pop(key, [])  # re-inserted last: the oldest name goes first
+            declarations.append(change)
+            self.cursors[key] = declarations
+            while len(self.cursors) > MAX_CURSORS:
+                del self.cursors[next(iter(self.cursors))]
+
+    def _transaction_status(self, body: bytes) -> None:
+        """At ReadyForQuery idle, cursors declared without HOLD in the batches now ended are gone."""
+        if body != b"I" or not self.cursors:
+            return
+        ended = self.seen_ready
+        for key in list(self.cursors):
+            alive = [d for d in self.cursors[key] if d.hold or d.batch > ended]
+            if alive:
+                self.cursors[key] = alive
+            else:
+                del self.cursors[key]
+
+    def _requests(self, found: Any) -> list[ActionRequest]:
+        actions = to_requests(found)
         for action in actions:
             action.request = self.summary
         return actions
 
-    async def _judge_sql(self, sql: str) -> Judgement:
-        try:
-            actions = self._classify(sql)
-        except SqlParseError as exc:
-            return Judgement([self._unparsed(sql, exc)])
-        return await self._judge(actions)
+    # ---- judging ------------------------------------------------------------------------------
+
+    def _classify(self, sql: str) -> list[ActionRequest]:
+        return self._classify_statements(sql)[0]
 
     def _unparsed(self, sql: str, exc: SqlParseError) -> Verdict:
         action = ActionRequest.model_construct(
