@@ -410,3 +410,19 @@ def test_hygiene_turns_mitmproxys_header_validation_back_on(make_sidecar: Any) -
         tctx.options.validate_inbound_headers = False
         hygiene_of(enact).configure({"validate_inbound_headers"})
         assert tctx.options.validate_inbound_headers is True
+
+
+def test_an_h2c_upgrade_is_refused_though_mitmproxy_strips_it_before_our_request_hook(make_sidecar: Any) -> None:
+    from mitmproxy.addons.disable_h2c import DisableH2C
+
+    sidecar = make_sidecar(workflows={"agent_git": ["github.read"]})
+    enact = Enact(sidecar=sidecar)
+    f = raw_flow(b"GET", "api.github.com", b"/repos/acme/app",
+                 [(b"connection", b"Upgrade, HTTP2-Settings"), (b"upgrade", b"h2c"), (b"http2-settings", b"AAMA")])
+    hygiene_of(enact).requestheaders(f)
+    with taddons.context(DisableH2C()):
+        DisableH2C().request(f)  # built in: runs before any script's request hook
+    assert "upgrade" not in f.request.headers
+    run(enact, f)
+    assert f.response.status_code == 400
+    assert "protocol upgrade (h2c) is not allowed" in json.loads(f.response.content)["message"]

@@ -18,12 +18,16 @@ upstream, however lenient. How Enact guarantees that (read against mitmproxy 11.
   and DEL) in a header name or value. mitmproxy splits header lines on LF only, so a bare CR stays
   inside a value and would be forwarded byte for byte; an upstream that ends lines at a bare CR
   would then read the rest as a new request, completed by the agent's next one with the credential
-  the sidecar injects. An obs-fold line (a header line starting with space or tab) is kept by
-  mitmproxy as a value holding CRLF and would be re-sent folded: refused too. Also refused: control
+  the sidecar injects. HTTP/2 requests need the same check: mitmproxy's h2 layer passes CR, LF and
+  NUL in values on to an HTTP/1 upstream (checked with raw frames). An obs-fold line (a header
+  line starting with space or tab) is kept by mitmproxy as a value holding CRLF and would be re-sent
+  folded: refused too. Also refused: control
   characters or spaces in the method or request target, a Transfer-Encoding other than exactly
   ``chunked`` (mitmproxy accepts ``gzip, chunked``), a body on GET or HEAD (an upstream ignoring
   bodies there would read the body as the next request), and ``Upgrade`` (WebSocket, h2c) or
-  ``HTTP2-Settings`` on a guarded host: after a 101 the connection is a tunnel nobody judges.
+  ``HTTP2-Settings`` on a guarded host: after a 101 the connection is a tunnel nobody judges
+  (mitmproxy's own DisableH2C addon silently strips an h2c upgrade in its ``request`` hook, so the
+  upgrade is noted in ``requestheaders``, before it can).
 - **The body is re-framed by mitmproxy.** It reads the whole body (never streamed on guarded
   hosts), then sends exactly those bytes: with the Content-Length it validated, or re-chunked.
 - **Upstream connections are never shared between agent connections.** mitmproxy keeps upstream
@@ -57,6 +61,8 @@ if TYPE_CHECKING:
 
 #: Set (to the reason) on a flow this addon refused.
 HYGIENE = "enact.hygiene"
+#: The upgrade a request asked for, noted before mitmproxy's DisableH2C addon strips an h2c one.
+UPGRADE = "enact.upgrade"
 
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # Every C0 control but HTAB, and DEL: never part of a header value a server should accept.
@@ -79,6 +85,11 @@ class Hygiene:
         if options is not None and getattr(options, "validate_inbound_headers", True) is False:
             options.update(validate_inbound_headers=True)
 
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        upgrade = requested_upgrade(flow.request.headers)
+        if upgrade is not None:
+            flow.metadata[UPGRADE] = upgrade
+
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
             return
@@ -86,7 +97,7 @@ class Hygiene:
         wire = sidecar.by_host.get(normalise_host(flow.request.host))
         if wire is None and not flow.metadata.get(PASSTHROUGH):
             return  # egress has refused it already (or will): nothing reaches such a host
-        reason = malformed(flow.request, guarded=wire is not None)
+        reason = malformed(flow.request, guarded=wire is not None, upgrade=flow.metadata.get(UPGRADE))
         if reason is None:
             return
         flow.metadata[HYGIENE] = reason
@@ -109,10 +120,15 @@ class Hygiene:
             return
         if flow.request.method == "CONNECT" or not any(m in message for m in _MITMPROXY_REFUSALS):
             return
-        host = normalise_host(flow.request.host)
-        wire = self.root.state.by_host.get(host)
-        if wire is None:
+        # mitmproxy refuses before it fills in the host of a request inside a TLS tunnel: use the
+        # tunnel's target then (SNI, the CONNECT address), and the Host header last.
+        server = flow.server_conn.address[0] if flow.server_conn and flow.server_conn.address else ""
+        by_host = self.root.state.by_host
+        candidates = [flow.request.host, flow.client_conn.sni or "", str(server), flow.request.host_header or ""]
+        host = next((h for h in map(normalise_host, candidates) if h in by_host), None)
+        if host is None:
             return
+        wire = by_host[host]
         flow.metadata[HYGIENE] = message
         engine = self.root.state.engine
         path = flow.request.path.split("?", 1)[0]
@@ -140,8 +156,21 @@ class Hygiene:
         flow.response = http.Response.make(400, (verdict.message + "\n").encode(), headers)
 
 
-def malformed(request: http.Request, *, guarded: bool) -> str | None:
-    """Why ``request`` could be read differently by an upstream, or None when it cannot."""
+def requested_upgrade(headers: http.Headers) -> str | None:
+    """The protocol switch a request asks for (``websocket``, ``h2c``), or None."""
+    connection = {t.strip().lower() for t in ",".join(headers.get_all("connection")).split(",")}
+    if "upgrade" in headers or "upgrade" in connection:
+        return _printable(headers.get("upgrade", "").encode()) or "Connection: upgrade"
+    if "http2-settings" in headers:
+        return "HTTP2-Settings"
+    return None
+
+
+def malformed(request: http.Request, *, guarded: bool, upgrade: str | None = None) -> str | None:
+    """Why ``request`` could be read differently by an upstream, or None when it cannot.
+
+    ``upgrade`` is what :func:`requested_upgrade` found when the headers arrived (another addon may
+    have removed them since)."""
     method = request.data.method
     if not _TOKEN.match(method):
         return "the method is not a token"
@@ -173,14 +202,9 @@ def malformed(request: http.Request, *, guarded: bool) -> str | None:
     has_body = bool(transfer_encodings or any(int(cl) for cl in content_lengths) or request.raw_content)
     if has_body and method.upper() in _NO_BODY_METHODS:
         return f"a body on {method.decode()}"
-    if guarded:
-        headers = request.headers
-        connection = {t.strip().lower() for t in ",".join(headers.get_all("connection")).split(",")}
-        if "upgrade" in headers or "upgrade" in connection:
-            return f"protocol upgrade ({_printable(headers.get('upgrade', '').encode()) or 'Connection: upgrade'}) " \
-                   "is not allowed on a guarded host"
-        if "http2-settings" in headers:
-            return "HTTP2-Settings (an h2c upgrade) is not allowed on a guarded host"
+    upgrade = upgrade or requested_upgrade(request.headers)
+    if guarded and upgrade is not None:
+        return f"protocol upgrade ({upgrade}) is not allowed on a guarded host"
     return None
 
 
