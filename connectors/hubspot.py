@@ -67,6 +67,8 @@ _OBJECT_TYPES = {
 }
 _V3_PREFIX = re.compile(r"^/crm/(?:v3/objects|objects/\d{4}-\d{2})/(?P<rest>.+)$")
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# HubSpot's error categories for the statuses Enact answers with itself.
+_CATEGORIES = {400: "VALIDATION_ERROR", 413: "PAYLOAD_TOO_LARGE"}
 
 
 class Config(BaseModel):
@@ -234,7 +236,7 @@ class Wire:
             "status": "error",
             "message": message,
             "correlationId": str(uuid.uuid4()),
-            "category": "PAYLOAD_TOO_LARGE" if status == 413 else "FORBIDDEN",
+            "category": _CATEGORIES.get(status, "FORBIDDEN"),
         }
         return HttpAnswer(
             status=status,

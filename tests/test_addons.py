@@ -14,7 +14,7 @@ from mitmproxy import connection
 from mitmproxy.proxy import server_hooks
 from mitmproxy.test import taddons, tflow, tutils
 
-from enact_proxy.addons import Decide, Egress, Enact, Recognise, Record
+from enact_proxy.addons import Decide, Egress, Enact, Hygiene, Recognise, Record
 from enact_proxy.config import load_config
 from enact_proxy.sidecar import Sidecar
 
@@ -66,10 +66,16 @@ def flow(method: str, host: str, path: str, body: Any = b"", headers: dict[str, 
 
 
 def parts(enact: Enact) -> tuple[Egress, Recognise, Decide, Record]:
-    egress, recognise, decide, record = enact.addons
-    assert isinstance(egress, Egress) and isinstance(recognise, Recognise)
+    egress, hygiene, recognise, decide, record = enact.addons
+    assert isinstance(egress, Egress) and isinstance(hygiene, Hygiene) and isinstance(recognise, Recognise)
     assert isinstance(decide, Decide) and isinstance(record, Record)
     return egress, recognise, decide, record
+
+
+def hygiene_of(enact: Enact) -> Hygiene:
+    addon = enact.addons[1]
+    assert isinstance(addon, Hygiene)
+    return addon
 
 
 def run(enact: Enact, f: Any) -> Any:
@@ -78,7 +84,7 @@ def run(enact: Enact, f: Any) -> Any:
 
     async def go() -> None:
         with taddons.context(enact):
-            for addon in (egress, recognise, decide):
+            for addon in (egress, hygiene_of(enact), recognise, decide):
                 await addon.request(f)
 
     asyncio.run(go())
@@ -253,3 +259,170 @@ def test_a_bug_while_deciding_refuses_the_request_instead_of_forwarding_it(monke
     assert flow.response.status_code == 403
     assert flow.response.headers["X-Enact-Decision"] == "BLOCK"
     assert b"internal error while deciding" in flow.response.content
+
+
+# -- hygiene: a request every parser reads alike, or a 400 ------------------------------------------
+
+def raw_flow(method: bytes, host: str, path: bytes, fields: list[tuple[bytes, bytes]], content: bytes = b"",
+             http_version: bytes = b"HTTP/1.1") -> Any:
+    """A flow whose head is given byte for byte (control characters included), as mitmproxy parsed it."""
+    request = tutils.treq(method=method, host=host, port=443, scheme=b"https", authority=b"", path=path,
+                          http_version=http_version, content=content,
+                          headers=tutils.http.Headers([(b"host", host.encode()), *fields]))
+    f = tflow.tflow(req=request)
+    f.client_conn.sni = host
+    return f
+
+
+SMUGGLED = b"x\rPATCH /repos/acme/app/git/refs/heads/main HTTP/1.1\rHost: api.github.com\rX-Ignore: "
+
+
+@pytest.mark.parametrize(("method", "path", "fields", "content", "reason"), [
+    (b"GET", b"/repos/acme/app", [(b"x-note", SMUGGLED)], b"", "header x-note holds a control character (CR)"),
+    (b"GET", b"/repos/acme/app", [(b"x-note", b"a\nGET /x HTTP/1.1")], b"", "control character (LF)"),
+    (b"GET", b"/repos/acme/app", [(b"x-note", b"a\x00b")], b"", "control character (NUL)"),
+    (b"GET", b"/repos/acme/app", [(b"x-note", b"a\x0bb")], b"", "control character (0x0b)"),
+    (b"GET", b"/repos/acme/app", [(b"x-note", b"a\x7fb")], b"", "control character (DEL)"),
+    (b"GET", b"/repos/acme/app", [(b"x-note", b"first\r\n second")], b"", "obs-fold"),
+    (b"GET", b"/repos/acme/app", [(b"x\rnote", b"v")], b"", "header name holds a control character (CR)"),
+    (b"GET", b"/repos/acme/app", [(b"x note", b"v")], b"", "outside a token"),
+    (b"POST", b"/repos/acme/app/issues", [(b"content-length", b"2"), (b"transfer-encoding", b"chunked")],
+     b"{}", "both Content-Length and Transfer-Encoding"),
+    (b"POST", b"/repos/acme/app/issues", [(b"content-length", b"2"), (b"content-length", b"20")],
+     b"{}", "several differing Content-Length"),
+    (b"POST", b"/repos/acme/app/issues", [(b"transfer-encoding", b"gzip, chunked")], b"{}",
+     "Transfer-Encoding other than chunked"),
+    (b"POST", b"/repos/acme/app/issues", [(b"transfer-encoding", b"chunked"), (b"transfer-encoding", b"chunked")],
+     b"{}", "Transfer-Encoding other than chunked"),
+    (b"GET", b"/repos/acme/app", [(b"content-length", b"5")], b"hello", "a body on GET"),
+    (b"HEAD", b"/repos/acme/app", [(b"transfer-encoding", b"chunked")], b"", "a body on HEAD"),
+    (b"GET", b"/repos/acme/app", [(b"connection", b"Upgrade"), (b"upgrade", b"websocket"),
+                                  (b"sec-websocket-version", b"13")], b"", "protocol upgrade (websocket)"),
+    (b"GET", b"/repos/acme/app", [(b"connection", b"Upgrade, HTTP2-Settings"), (b"upgrade", b"h2c"),
+                                  (b"http2-settings", b"AAMAAABkAAQAoAAAAAIAAAAA")], b"", "protocol upgrade (h2c)"),
+    (b"GET", b"/repos/acme/app\x01", [], b"", "request target holds a control character (0x01)"),
+    (b"G\x01T", b"/repos/acme/app", [], b"", "method is not a token"),
+])
+def test_a_request_an_upstream_could_read_differently_is_refused_400_with_a_receipt(
+        make_sidecar: Any, method: bytes, path: bytes, fields: list[tuple[bytes, bytes]], content: bytes,
+        reason: str) -> None:
+    sidecar = make_sidecar(workflows={"agent_git": ["github.read", "github.create_issue"]})
+    enact = Enact(sidecar=sidecar)
+    f = run(enact, raw_flow(method, "api.github.com", path, fields, content))
+    assert f.response is not None and f.response.status_code == 400
+    assert f.request.host == "api.github.com"  # never pointed at the upstream
+    body = json.loads(f.response.content)
+    assert body["message"].startswith("Blocked by Enact: malformed request:") and reason in body["message"]
+    assert body["documentation_url"] and f.response.headers["X-Enact-Decision"] == "BLOCK"
+    hygiene_of(enact).response(f)
+    assert f.response.headers["connection"] == "close"
+    (receipt,) = receipts(sidecar)
+    assert receipt["decision"] == "BLOCK" and reason in receipt["reason"]
+    assert receipt["action"] == "github.unknown" and receipt["request"]["host"] == "api.github.com"
+
+
+def test_hubspot_refusal_for_a_malformed_request_is_a_validation_error(make_sidecar: Any) -> None:
+    sidecar = make_sidecar()
+    f = run(Enact(sidecar=sidecar), raw_flow(b"POST", "api.hubapi.com", b"/crm/v3/objects/deals",
+                                             [(b"x-trace", b"1\r\n\tmore")], b"{}"))
+    assert f.response.status_code == 400
+    body = json.loads(f.response.content)
+    assert body["status"] == "error" and body["category"] == "VALIDATION_ERROR" and body["correlationId"]
+    assert "obs-fold" in body["message"]
+
+
+@pytest.mark.parametrize(("method", "fields", "content"), [
+    (b"GET", [(b"accept", b"application/json"), (b"x-tab", b"a\tb"), (b"x-latin", "café".encode("latin-1"))], b""),
+    (b"GET", [(b"content-length", b"0")], b""),
+    (b"POST", [(b"transfer-encoding", b"Chunked")], b'{"title": "t"}'),
+    (b"POST", [(b"content-length", b"14"), (b"content-length", b"14")], b'{"title": "t"}'),
+])
+def test_well_formed_requests_pass_hygiene(make_sidecar: Any, method: bytes, fields: list[tuple[bytes, bytes]],
+                                          content: bytes) -> None:
+    sidecar = make_sidecar(workflows={"agent_git": ["github.read", "github.create_issue"]})
+    path = b"/repos/acme/app" if method == b"GET" else b"/repos/acme/app/issues"
+    f = run(Enact(sidecar=sidecar), raw_flow(method, "api.github.com", path, fields, content))
+    assert f.response is None, f.response and f.response.content
+    assert f.request.host == "127.0.0.1"  # forwarded
+
+
+def test_upgrade_to_a_passthrough_host_is_not_hygienes_business(make_sidecar: Any) -> None:
+    enact = Enact(sidecar=make_sidecar())
+    f = raw_flow(b"GET", "api.openai.com", b"/v1/realtime", [(b"connection", b"upgrade"), (b"upgrade", b"websocket")])
+    f.metadata["enact.passthrough"] = True
+
+    async def go() -> None:
+        with taddons.context(enact):
+            await hygiene_of(enact).request(f)
+
+    asyncio.run(go())
+    assert f.response is None
+
+
+def test_a_control_character_to_a_plain_http_passthrough_host_is_refused_in_plain_text(make_sidecar: Any) -> None:
+    sidecar = make_sidecar()
+    enact = Enact(sidecar=sidecar)
+    f = raw_flow(b"GET", "api.openai.com", b"/v1/models", [(b"x-note", b"a\rb")])
+    f.request.scheme = "http"
+    f.metadata["enact.passthrough"] = True
+
+    async def go() -> None:
+        with taddons.context(enact):
+            await hygiene_of(enact).request(f)
+
+    asyncio.run(go())
+    assert f.response.status_code == 400 and f.response.content.startswith(b"Blocked by Enact: malformed request")
+    (receipt,) = receipts(sidecar)
+    assert receipt["action"] == "egress.request" and receipt["decision"] == "BLOCK"
+
+
+def test_mitmproxys_own_framing_refusal_still_leaves_a_receipt(make_sidecar: Any) -> None:
+    """mitmproxy answers TE+CL with its own 400 before any request hook: the error hook records it."""
+    from mitmproxy import flow as mflow
+
+    sidecar = make_sidecar()
+    enact = Enact(sidecar=sidecar)
+    f = raw_flow(b"POST", "api.github.com", b"/repos/acme/app/issues",
+                 [(b"content-length", b"2"), (b"transfer-encoding", b"chunked")])
+    f.error = mflow.Error("Received message with both transfer-encoding and content-length headers from client, "
+                          "refusing to prevent request smuggling attacks. Disable the validate_inbound_headers "
+                          "option to skip this security check.")
+    unrelated = raw_flow(b"GET", "api.github.com", b"/repos/acme/app", [])
+    unrelated.error = mflow.Error("Client disconnected.")
+
+    async def go() -> None:
+        with taddons.context(enact):
+            await hygiene_of(enact).error(f)
+            await hygiene_of(enact).error(unrelated)
+
+    asyncio.run(go())
+    (receipt,) = receipts(sidecar)
+    assert receipt["decision"] == "BLOCK" and receipt["action"] == "github.unknown"
+    assert receipt["reason"] == ("malformed request: message with both transfer-encoding and content-length "
+                                 "headers from client")
+
+
+def test_hygiene_turns_mitmproxys_header_validation_back_on(make_sidecar: Any) -> None:
+    from mitmproxy.addons.proxyserver import Proxyserver
+
+    enact = Enact(sidecar=make_sidecar())
+    with taddons.context(Proxyserver(), enact) as tctx:
+        tctx.options.validate_inbound_headers = False
+        hygiene_of(enact).configure({"validate_inbound_headers"})
+        assert tctx.options.validate_inbound_headers is True
+
+
+def test_an_h2c_upgrade_is_refused_though_mitmproxy_strips_it_before_our_request_hook(make_sidecar: Any) -> None:
+    from mitmproxy.addons.disable_h2c import DisableH2C
+
+    sidecar = make_sidecar(workflows={"agent_git": ["github.read"]})
+    enact = Enact(sidecar=sidecar)
+    f = raw_flow(b"GET", "api.github.com", b"/repos/acme/app",
+                 [(b"connection", b"Upgrade, HTTP2-Settings"), (b"upgrade", b"h2c"), (b"http2-settings", b"AAMA")])
+    hygiene_of(enact).requestheaders(f)
+    with taddons.context(DisableH2C()):
+        DisableH2C().request(f)  # built in: runs before any script's request hook
+    assert "upgrade" not in f.request.headers
+    run(enact, f)
+    assert f.response.status_code == 400
+    assert "protocol upgrade (h2c) is not allowed" in json.loads(f.response.content)["message"]

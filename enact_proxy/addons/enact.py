@@ -15,12 +15,13 @@ class Enact:
     def __init__(self, config: EnactConfig | None = None, sidecar: Sidecar | None = None):
         from enact_proxy.addons.decide import Decide
         from enact_proxy.addons.egress import Egress
+        from enact_proxy.addons.hygiene import Hygiene
         from enact_proxy.addons.recognise import Recognise
         from enact_proxy.addons.record import Record
 
         self._config = config
         self.sidecar: Sidecar | None = sidecar
-        self.addons = [Egress(self), Recognise(self), Decide(self), Record(self)]
+        self.addons = [Egress(self), Hygiene(self), Recognise(self), Decide(self), Record(self)]
         self._extras: list[Any] = []
 
     def load(self, loader: Any) -> None:

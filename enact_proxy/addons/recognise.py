@@ -20,8 +20,8 @@ class Recognise:
         self.root = root
 
     async def request(self, flow: http.HTTPFlow) -> None:
-        if flow.response is not None or flow.metadata.get(PASSTHROUGH):
-            return
+        if flow.response is not None or flow.metadata.get(PASSTHROUGH) or REFUSAL in flow.metadata:
+            return  # answered, tunnelled, or refused before recognition (hygiene)
         sidecar = self.root.state
         wire = sidecar.by_host.get(normalise_host(flow.request.host))
         if wire is None:
@@ -42,10 +42,10 @@ class Recognise:
         if CALL not in flow.metadata:
             # The request could not be read (body too large or undecodable, override header, ...):
             # the refusal still goes out in the vendor's error shape, which needs the method and path.
-            flow.metadata[CALL] = _bare_call(flow)
+            flow.metadata[CALL] = bare_call(flow)
 
 
-def _bare_call(flow: http.HTTPFlow) -> HttpCall:
+def bare_call(flow: http.HTTPFlow) -> HttpCall:
     """The call without its body, for shaping a refusal only (never judged or forwarded)."""
     request = flow.request
     raw_path = request.path.split("?", 1)[0]
