@@ -34,7 +34,7 @@ from enact_proxy.models import ActionRequest, ActionResult, Decision, PolicyResu
 from enact_proxy.policy import Policy, evaluate, failed, instantiate, may_block
 from enact_proxy.receipts.store import StoreFront, Ticket
 from enact_proxy.redact import Redactor
-from enact_proxy.state import Claim, Limit, StateStoreError, Unique
+from enact_proxy.state import Claim, Limit, StateStoreError, Unique, UseGrant
 
 Mode = Literal["enforce", "shadow"]
 BLOCK_PREFIX = "Blocked by Enact: "
@@ -322,6 +322,8 @@ def _scoped(policy: str, claim: Claim) -> Claim:
         return Limit(key=key, max=claim.max, window=claim.window, message=claim.message)
     if isinstance(claim, Unique):
         return Unique(key=key, message=claim.message)
+    if isinstance(claim, UseGrant):
+        return claim  # an approval's id is global: every sidecar sharing the store spends the same grant
     raise TypeError(f"a policy claimed {type(claim).__name__}, not a Limit or Unique")
 
 

@@ -190,3 +190,65 @@ def test_concurrent_limit_claims_across_stores_admit_exactly_the_limit(make_stor
     for t in threads:
         t.join()
     assert len(admitted) == 7
+
+
+# -- approvals ---------------------------------------------------------------------------------
+
+def _pending(store, digest="d1", now=FIXED_NOW):
+    return store.request_approval(digest=digest, actor="agent@company.com", action="github.merge_pr",
+                                  payload={"number": 7}, now=now, expires=HOUR)
+
+
+def test_one_pending_approval_per_digest(make_store):
+    store = make_store()
+    first = _pending(store)
+    again = _pending(make_store(), now=FIXED_NOW + timedelta(minutes=1))  # another sidecar, same action
+    assert again.id == first.id and first.status == "pending"
+    assert _pending(store, digest="d2").id != first.id
+    assert [a.id for a in store.list_approvals("pending", now=FIXED_NOW)] == [_pending(store, "d2").id, first.id]
+
+
+def test_an_approved_grant_is_spent_once_in_the_claim_step(make_store):
+    from enact_proxy.state import UseGrant
+
+    store, other = make_store(), make_store()
+    approval = _pending(store)
+    decided = store.decide_approval(approval.id, approve=True, by="alice@company.com", reason="ok",
+                                    now=FIXED_NOW, grant_for=HOUR)
+    assert (decided.status, decided.decided_by) == ("approved", "alice@company.com")
+    grant = UseGrant(approval.id)
+    assert store.claim([grant], owner="r1", now=FIXED_NOW) is None
+    assert other.claim([grant], owner="r2", now=FIXED_NOW) is not None  # single use, on every sidecar
+    assert store.get_approval(approval.id).status == "used"
+    store.release("r1")  # a 4xx later does not give the grant back
+    assert store.claim([grant], owner="r3", now=FIXED_NOW) is not None
+
+
+def test_a_grant_is_not_spent_when_another_claim_of_the_request_does_not_fit(make_store):
+    from enact_proxy.state import UseGrant
+
+    store = make_store()
+    approval = _pending(store)
+    store.decide_approval(approval.id, approve=True, by="alice", reason="", now=FIXED_NOW, grant_for=HOUR)
+    assert store.claim([Unique("taken")], owner="x", now=FIXED_NOW) is None
+    assert store.claim([UseGrant(approval.id), Unique("taken")], owner="y", now=FIXED_NOW) is not None
+    assert store.get_approval(approval.id).status == "approved"
+    assert store.claim([UseGrant(approval.id)], owner="z", now=FIXED_NOW + HOUR) is not None  # expired
+
+
+def test_deciding_twice_or_after_expiry_is_refused(make_store):
+    from enact_proxy.state import ApprovalNotPending
+
+    store = make_store()
+    approval = _pending(store)
+    denied = store.decide_approval(approval.id, approve=False, by="bob", reason="not today", now=FIXED_NOW,
+                                   grant_for=HOUR)
+    assert (denied.status, denied.reason) == ("denied", "not today")
+    with pytest.raises(ApprovalNotPending):
+        store.decide_approval(approval.id, approve=True, by="bob", reason="", now=FIXED_NOW, grant_for=HOUR)
+    late = _pending(store, digest="d3")
+    with pytest.raises(ApprovalNotPending, match="expired"):
+        store.decide_approval(late.id, approve=True, by="bob", reason="", now=FIXED_NOW + HOUR, grant_for=HOUR)
+    assert store.latest_approval("d3").as_of(FIXED_NOW + HOUR).status == "expired"
+    with pytest.raises(ApprovalNotPending):
+        store.decide_approval("no-such-id", approve=True, by="bob", reason="", now=FIXED_NOW, grant_for=HOUR)

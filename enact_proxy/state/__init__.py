@@ -11,11 +11,12 @@ request to the store, which checks and records them in one atomic step (:meth:`S
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from enact_proxy.state.claims import Claim, Conflict, Limit, StateStoreError, Unique
+from enact_proxy.state.approvals import Approval, ApprovalNotPending, approval_digest
+from enact_proxy.state.claims import Claim, Conflict, Limit, StateStoreError, Unique, UseGrant
 from enact_proxy.state.sqlite import SqliteStateStore
 
 
@@ -34,6 +35,19 @@ class StateStore(Protocol):
     def ping(self) -> None: ...
 
     def close(self) -> None: ...
+
+    # approvals (SPEC §8)
+    def request_approval(self, *, digest: str, actor: str, action: str, payload: dict[str, Any], now: datetime,
+                         expires: timedelta) -> Approval: ...
+
+    def latest_approval(self, digest: str) -> Approval | None: ...
+
+    def get_approval(self, approval_id: str) -> Approval | None: ...
+
+    def list_approvals(self, status: str | None = None, now: datetime | None = None) -> list[Approval]: ...
+
+    def decide_approval(self, approval_id: str, *, approve: bool, by: str, reason: str, now: datetime,
+                        grant_for: timedelta) -> Approval: ...
 
 
 def open_store(url: str, *, base_dir: Path | str = ".", password: str | None = None,
@@ -55,5 +69,5 @@ def open_store(url: str, *, base_dir: Path | str = ".", password: str | None = N
     raise ValueError(f"state.url: unknown scheme in {url.split('://')[0]!r}; use sqlite:/// or postgresql://")
 
 
-__all__ = ["Claim", "Conflict", "Limit", "SqliteStateStore", "StateStore", "StateStoreError", "Unique",
-           "open_store"]
+__all__ = ["Approval", "ApprovalNotPending", "Claim", "Conflict", "Limit", "SqliteStateStore", "StateStore",
+           "StateStoreError", "Unique", "UseGrant", "approval_digest", "open_store"]

@@ -44,7 +44,21 @@ class Unique:
     message: str = "already claimed"
 
 
-Claim = Limit | Unique
+@dataclass(frozen=True)
+class UseGrant:
+    """Spend the approved grant ``approval_id`` (single use): fits only while it is approved, unused
+    and unexpired. Stated by ``require_approval``; spent in the same atomic step as the other claims."""
+
+    approval_id: str
+    approved_by: str = ""
+    message: str = "the approval was already used or has expired"
+
+    @property
+    def key(self) -> str:
+        return f"grant:{self.approval_id}"
+
+
+Claim = Limit | Unique | UseGrant
 
 
 @dataclass(frozen=True)
@@ -64,4 +78,4 @@ class StateStoreError(Exception):
     """The store could not be reached or answered an error; the message names the store, never its password."""
 
 
-__all__ = ["Claim", "Conflict", "Limit", "StateStoreError", "Unique"]
+__all__ = ["Claim", "Conflict", "Limit", "StateStoreError", "Unique", "UseGrant"]

@@ -1,5 +1,5 @@
 """The fleet store: one PostgreSQL database shared by every sidecar that must share limits,
-remembered contacts and (later) approvals.
+remembered contacts and approvals.
 
 Atomicity: a claim is one transaction at READ COMMITTED that first takes a transaction-scoped
 advisory lock for each key it touches (``pg_advisory_xact_lock``, in sorted order so two claims on
@@ -12,31 +12,20 @@ every wait: a store that stalls refuses (fail closed) instead of hanging the age
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from enact_proxy.state import _base
-from enact_proxy.state.claims import Claim, Conflict, StateStoreError
+from enact_proxy.state._base import Rollback, SqlStore, iter_migrations
+from enact_proxy.state.claims import StateStoreError
 
-SCHEMA_VERSION = 1
 MIGRATION_LOCK = 0x454E414354  # "ENACT": one sidecar migrates at a time
 RETRY_AFTER = 0.5  # seconds a failed store is not dialled again (each attempt could wait `timeout`)
-
-_MIGRATIONS = {
-    1: [
-        "CREATE TABLE IF NOT EXISTS enact_claims (key text NOT NULL, kind text NOT NULL, "
-        "at double precision NOT NULL, expires double precision, owner text NOT NULL)",
-        "CREATE INDEX IF NOT EXISTS enact_claims_key ON enact_claims (key, kind, at)",
-        "CREATE INDEX IF NOT EXISTS enact_claims_owner ON enact_claims (owner)",
-    ],
-}
 
 
 def display_url(url: str) -> str:
@@ -53,8 +42,25 @@ def display_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-class PostgresStateStore:
+class _PgTx:
+    def __init__(self, cur: psycopg.Cursor[Any]):
+        self._cur = cur
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self._cur.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+        return self._cur.fetchall()
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self._cur.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+        return self._cur.rowcount
+
+    def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._cur.executemany(sql.replace("?", "%s"), rows)  # type: ignore[arg-type]
+
+
+class PostgresStateStore(SqlStore):
     def __init__(self, url: str, *, password: str | None = None, timeout: float = 2.0, max_connections: int = 4):
+        super().__init__()
         self.url = display_url(url)
         self._conninfo = url
         self._password = password or urlsplit(url).password
@@ -65,50 +71,24 @@ class PostgresStateStore:
         self._migrated = False
         self._failed_at = 0.0
         self._failure = ""
-        self._claims_since_prune = 0
 
-    # -- the StateStore API --------------------------------------------------------------------
-    def claim(self, claims: Sequence[Claim], *, owner: str, now: datetime, enforce: bool = True) -> Conflict | None:
-        keys = sorted({c.key for c in claims})
-        with self._connection() as conn, conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
-                        "FROM (SELECT unnest(%s::text[]) AS k ORDER BY 1) AS keys", (keys,))
-            conflict = _base.check(claims, now, lambda k, s: _count(cur, k, s), lambda k: _held(cur, k))
-            if conflict is None or not enforce:
-                cur.executemany("INSERT INTO enact_claims (key, kind, at, expires, owner) VALUES (%s, %s, %s, %s, %s)",
-                                [(r.key, r.kind, r.at, r.expires, r.owner) for r in _base.rows(claims, owner, now)])
-                self._claims_since_prune += 1
-                if self._claims_since_prune >= _base.PRUNE_EVERY:
-                    self._claims_since_prune = 0
-                    cur.execute("DELETE FROM enact_claims WHERE expires < %s", (now.timestamp(),))
-        return conflict
-
-    def release(self, owner: str) -> None:
-        with self._connection() as conn:
-            conn.execute("DELETE FROM enact_claims WHERE owner = %s", (owner,))
-
-    def ping(self) -> None:
-        with self._connection() as conn:
-            conn.execute("SELECT 1")
-
-    def close(self) -> None:
-        with self._guard:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
-
-    # -- connections ---------------------------------------------------------------------------
-    @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A connection inside one explicit transaction that commits on success. Any failure becomes
-        StateStoreError and drops the connection, so the next call dials afresh (recovery by itself)."""
+    @contextlib.contextmanager
+    def _tx(self, lock_keys: Sequence[str] = ()) -> Iterator[_PgTx]:
+        """One transaction on a pooled connection. Any failure becomes StateStoreError and drops the
+        connection, so the next call dials afresh: the store recovers by itself."""
         if not self._slots.acquire(timeout=self.timeout):
             raise StateStoreError(f"state store {self.url} is busy: no connection free within {self.timeout:g}s")
         conn: psycopg.Connection[Any] | None = None
         try:
             conn = self._take()
-            with conn.transaction():
-                yield conn
+            with conn.transaction() as transaction, conn.cursor() as cur:
+                if lock_keys:
+                    cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
+                                "FROM (SELECT unnest(%s::text[]) AS k ORDER BY 1) AS keys", (list(lock_keys),))
+                try:
+                    yield _PgTx(cur)
+                except Rollback:
+                    raise psycopg.Rollback(transaction) from None
         except psycopg.Error as exc:
             if conn is not None:
                 conn.close()
@@ -123,6 +103,12 @@ class PostgresStateStore:
                     with self._guard:
                         self._idle.append(conn)
             self._slots.release()
+
+    def close(self) -> None:
+        with self._guard:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
     def _take(self) -> psycopg.Connection[Any]:
         with self._guard:
@@ -148,25 +134,13 @@ class PostgresStateStore:
             self._failure = f"state store {self.url} unavailable: {text or type(exc).__name__}"
 
 
-def _count(cur: psycopg.Cursor[Any], key: str, since: float) -> int:
-    cur.execute("SELECT count(*) FROM enact_claims WHERE key = %s AND kind = 'limit' AND at > %s", (key, since))
-    row = cur.fetchone()
-    return int(row[0]) if row else 0
-
-
-def _held(cur: psycopg.Cursor[Any], key: str) -> bool:
-    cur.execute("SELECT 1 FROM enact_claims WHERE key = %s AND kind = 'unique' LIMIT 1", (key,))
-    return cur.fetchone() is not None
-
-
 def _migrate(conn: psycopg.Connection[Any]) -> None:
-    """Create or upgrade the schema, one sidecar at a time; ``enact_schema`` holds the version."""
+    """Create or upgrade the schema, one sidecar at a time; ``enact_schema`` holds the steps applied."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         conn.execute("CREATE TABLE IF NOT EXISTS enact_schema (version integer NOT NULL)")
         row = conn.execute("SELECT max(version) FROM enact_schema").fetchone()
-        version = row[0] if row and row[0] is not None else 0
-        for step in range(version + 1, SCHEMA_VERSION + 1):
-            for statement in _MIGRATIONS[step]:
+        for version, statements in iter_migrations(row[0] if row and row[0] is not None else 0):
+            for statement in statements:
                 conn.execute(statement)  # type: ignore[arg-type]
-            conn.execute("INSERT INTO enact_schema (version) VALUES (%s)", (step,))
+            conn.execute("INSERT INTO enact_schema (version) VALUES (%s)", (version,))
