@@ -134,7 +134,7 @@ def write_enact_config(workdir: Path, systems: dict[str, Any], workflows: dict[s
         "version": 1,
         "actor": {"email": "agent@company.com", "roles": ["sales_agent", "engineer"]},
         "mode": "enforce",
-        "listen": listen or {"http": "127.0.0.1:0"},
+        "listen": listen or {"http": "127.0.0.1:0", "admin": "127.0.0.1:0"},
         "receipts": {"dir": "receipts"},
         "certs_dir": "certs",
         "egress": {"passthrough": []},

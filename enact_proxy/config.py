@@ -34,12 +34,13 @@ class Listen(_Strict):
     # Connections the network redirects here (iptables REDIRECT / DNAT) are intercepted like proxied
     # ones and routed by their TLS server name or Host, never by their original destination. Off by default.
     transparent: str | None = None
+    admin: str = "127.0.0.1:8081"  # the console, /api/, /metrics, /healthz, /readyz; "off" disables it
 
-    @field_validator("http", "postgres", "transparent")
+    @field_validator("http", "postgres", "transparent", "admin")
     @classmethod
     def _host_port(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
+        if value is None or value == "off":
+            return value
         host, _, port = value.rpartition(":")
         if not host or not port.isdigit() or not 0 <= int(port) < 65536:
             raise ValueError(f"expected host:port, got {value!r}")
@@ -48,6 +49,19 @@ class Listen(_Strict):
 
 class Receipts(_Strict):
     dir: str = "receipts"
+
+
+class AdminToken(_Strict):
+    name: str = Field(min_length=1, max_length=200)  # the person: recorded on approvals they decide
+    token_env: str = Field(min_length=1)
+
+
+class Admin(_Strict):
+    """Who may use the admin listener (SPEC §8). Without ``tokens``, one token named ``admin`` is made
+    in ``certs/admin.token`` on first run."""
+
+    tokens: list[AdminToken] = Field(default_factory=list)
+    webhook_url: str | None = None  # POSTed (Slack-compatible JSON) on each new pending approval
 
 
 class State(_Strict):
@@ -86,6 +100,7 @@ class ConfigFile(_Strict):
     receipts: Receipts = Field(default_factory=Receipts)
     certs_dir: str = "certs"
     state: State = Field(default_factory=State)
+    admin: Admin = Field(default_factory=Admin)
     egress: Egress = Field(default_factory=Egress)
     systems: dict[str, dict[str, Any]] = Field(default_factory=dict)
     workflows: dict[str, list[str]] = Field(default_factory=dict)

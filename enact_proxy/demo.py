@@ -143,7 +143,7 @@ def _sidecar(stack: contextlib.ExitStack, directory: Path, systems: dict[str, An
         "actor": {"email": "contractor@company.com" if "contractor" in roles else "agent@company.com",
                   "roles": roles},
         "mode": "enforce",
-        "listen": {"http": "127.0.0.1:0", "postgres": "127.0.0.1:0"},
+        "listen": {"http": "127.0.0.1:0", "postgres": "127.0.0.1:0", "admin": "127.0.0.1:0"},
         "receipts": {"dir": "receipts"},
         "certs_dir": "certs",
         "egress": {"passthrough": ["api.openai.com", "api.anthropic.com"]},

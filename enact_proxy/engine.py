@@ -23,6 +23,7 @@ The engine names no vendor: systems are whatever connectors were configured.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
@@ -57,6 +58,7 @@ class Verdict:
     actor_email: str = ""
     policy_results: list[PolicyResult] = field(default_factory=list)
     context: WorkflowContext | None = None
+    approval: dict[str, str] | None = None  # {id, approved_by} when a person's grant let it through
 
     @property
     def forwards(self) -> bool:
@@ -121,6 +123,7 @@ class Engine:
         config_sha256: str | None = None,
         redactor: Redactor | None = None,
         clock: Callable[[], datetime] | None = None,
+        metrics: Any = None,
     ):
         self.policies: list[Policy] = [instantiate(p) for p in policies]
         self.workflows = {name: frozenset(actions) for name, actions in workflows.items()}
@@ -132,6 +135,7 @@ class Engine:
         self.config_sha256 = config_sha256
         self.redactor = redactor or Redactor()
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.metrics = metrics  # enact_proxy.admin.Metrics, when the sidecar serves /metrics
 
     # -- deciding ----------------------------------------------------------------------------
     def workflow_for(self, action: ActionRequest) -> str | None:
@@ -149,6 +153,7 @@ class Engine:
 
     def judge_request(self, actions: Sequence[ActionRequest], systems: Mapping[str, Any] | None = None) -> Judgement:
         """Judge a request's actions together, then claim the state its passes take (atomically)."""
+        started = time.perf_counter()
         try:
             verdicts = [self.judge(action, systems) for action in actions]
         except Exception as exc:  # noqa: BLE001 - the engine's own fault refuses, never forwards
@@ -157,6 +162,8 @@ class Engine:
         judgement = Judgement(verdicts)
         self._together(judgement)
         self._claim(judgement)
+        if self.metrics is not None:
+            self.metrics.judged(time.perf_counter() - started)
         return judgement
 
     def judge_run(self, ctx: WorkflowContext) -> Judgement:
@@ -164,6 +171,12 @@ class Engine:
         judgement = Judgement([self.judge_context(ctx)])
         self._claim(judgement)
         return judgement
+
+    def note(self, action: ActionRequest, actor_email: str, reason: str) -> Verdict:
+        """A decision a person made through the admin API (``enact.approve`` / ``enact.deny``), to record."""
+        verdict = self._verdict(action, None, Decision.PASS, reason, self.clock())
+        verdict.actor_email = actor_email
+        return verdict
 
     def refuse_request(self, actions: Sequence[ActionRequest], reason: str) -> Judgement:
         return Judgement([self.refuse(action, reason) for action in actions])
@@ -243,6 +256,9 @@ class Engine:
             return
         if conflict is None or self.mode != "enforce":
             judgement.claim_owner = owner  # in shadow mode the claims are recorded: the action runs
+            for verdict, _, claim in wanted:
+                if isinstance(claim, UseGrant):
+                    verdict.approval = {"id": claim.approval_id, "approved_by": claim.approved_by}
         if conflict is not None:
             verdict, policy, claim = wanted[conflict.index]
             self._fail_claims(judgement, [(verdict, policy, claim)], {policy}, conflict.explain(claim))
@@ -273,10 +289,14 @@ class Engine:
     # -- recording ---------------------------------------------------------------------------
     def open(self, verdict: Verdict) -> Future[Ticket]:
         """Durably record that ``verdict``'s action is about to run. Forward only once this resolves."""
+        if self.metrics is not None:
+            self.metrics.recorded(verdict)
         return self.receipts.open_intent(self.draft(verdict))
 
     def record(self, verdict: Verdict, actions_taken: Sequence[ActionResult] = ()) -> Future[dict[str, Any]]:
         """Chain, sign and durably write the receipt of a decision that ran nothing (or finished)."""
+        if self.metrics is not None:
+            self.metrics.recorded(verdict)
         return self.receipts.write(self.draft(verdict, actions_taken))
 
     def close(self, ticket: Ticket, actions_taken: Sequence[ActionResult]) -> Future[dict[str, Any]]:
@@ -313,6 +333,7 @@ class Engine:
             "actions_taken": taken,
             "redacted": sorted(set(masked_payload + masked_request + masked_taken)),
             "config_sha256": self.config_sha256,
+            **({"approval": verdict.approval} if verdict.approval else {}),
         }
 
 

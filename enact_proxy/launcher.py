@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+ADMIN = re.compile(r"enact-proxy admin on http://([\d.]+:\d+)")
 LISTENING = re.compile(r"enact-proxy listening on http://([\d.]+:\d+)(?: and postgres://([\d.]+:\d+))?")
 
 
@@ -22,6 +23,7 @@ class SidecarProcess:
     http: str
     postgres: str | None
     output: list[str] = field(default_factory=list)
+    admin: str | None = None  # host:port of the admin listener, when it is on
 
     @property
     def proxy_url(self) -> str:
@@ -74,6 +76,9 @@ def start_sidecar(config: Path, *, env: dict[str, str] | None = None, timeout: f
             output.append(line)
             if echo:
                 sys.stderr.write(line)
+            admin = ADMIN.search(line)
+            if admin:
+                found["admin"] = admin.group(1)
             match = LISTENING.search(line)
             if match:
                 found.update(http=match.group(1), postgres=match.group(2))
@@ -85,4 +90,5 @@ def start_sidecar(config: Path, *, env: dict[str, str] | None = None, timeout: f
         process.kill()
         process.wait()
         raise RuntimeError("enact-proxy did not start:\n" + "".join(output))
-    return SidecarProcess(process, config.parent, str(found["http"]), found.get("postgres"), output)
+    return SidecarProcess(process, config.parent, str(found["http"]), found.get("postgres"), output,
+                          found.get("admin"))

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import connectors
+from enact_proxy.admin import AdminTokens, Metrics
 from enact_proxy.config import EnactConfig
 from enact_proxy.engine import Engine
+from enact_proxy.models import ActionRequest
 from enact_proxy.receipts import ReceiptKey
 from enact_proxy.receipts.process import ProcessReceiptStore
 from enact_proxy.redact import Redactor
-from enact_proxy.state import open_store
+from enact_proxy.state import Approval, open_store
 
 CA_FILE = "mitmproxy-ca-cert.pem"
 
@@ -47,10 +49,14 @@ class Sidecar:
         self.redactor = Redactor([s for s in [*known, state_password] if s])
         self.state = open_store(config.state_url, base_dir=config.base_dir, password=state_password,
                                 timeout=config.raw.state.timeout_seconds)
+        self.metrics = Metrics()
+        self.metrics.watch_unwritable(lambda: bool(getattr(self.store, "unwritable", False)))
+        self.admin_tokens = AdminTokens.load([(t.name, t.token_env) for t in config.raw.admin.tokens],
+                                             config.certs_dir, environ)
         self.engine = Engine(policies=config.policies, workflows=config.workflows,
                              actor_email=config.raw.actor.email, actor_roles=config.raw.actor.roles,
                              receipts=self.store, mode=config.raw.mode, state=self.state,
-                             config_sha256=config.sha256, redactor=self.redactor)
+                             config_sha256=config.sha256, redactor=self.redactor, metrics=self.metrics)
 
     def _attach_git(self, environ: Mapping[str, str]) -> None:
         github = self.wires.get("github")
@@ -81,6 +87,30 @@ class Sidecar:
     def close(self) -> None:
         self.store.close()
         self.state.close()
+
+    # -- what the admin listener asks ------------------------------------------------------------
+    def readiness_problems(self) -> list[str]:
+        """Empty while records can be written and the state store answers (``/readyz``)."""
+        problems = []
+        if getattr(self.store, "unwritable", False):
+            problems.append("receipts cannot be written")
+        try:
+            self.state.ping()
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            problems.append(str(exc) if "state store" in str(exc) else f"state store {self.state.url}: {exc}")
+        return problems
+
+    def decide_approval(self, approval_id: str, approve: bool, person: str, reason: str) -> Approval:
+        """A person's decision on a pending approval, recorded as an ``enact.approve`` / ``enact.deny`` receipt."""
+        engine = self.engine
+        approval = self.state.decide_approval(approval_id, approve=approve, by=person, reason=reason,
+                                              now=engine.clock())
+        verb = "approve" if approve else "deny"
+        action = ActionRequest(system="enact", action=verb,
+                               payload={"approval_id": approval.id, "digest": approval.digest, "reason": reason})
+        said = "approved" if approve else "denied"
+        engine.record(engine.note(action, person, f"{said} by {person}: {approval.action}")).result(timeout=30)
+        return approval
 
     @property
     def ca_path(self) -> Path:

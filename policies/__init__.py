@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from policies import access, crm, git, sql, time
+from policies import access, approval, crm, git, sql, time
 
 BUILTIN: dict[str, Any] = {
     "no_duplicate_contacts": crm.no_duplicate_contacts,
@@ -16,4 +16,5 @@ BUILTIN: dict[str, Any] = {
     "require_branch_prefix": git.require_branch_prefix,
     "within_maintenance_window": time.within_maintenance_window,
     "no_unbounded_write": sql.no_unbounded_write,
+    "require_approval": approval.require_approval,
 }

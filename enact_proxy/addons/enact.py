@@ -23,6 +23,7 @@ class Enact:
         self.sidecar: Sidecar | None = sidecar
         self.addons = [Egress(self), Hygiene(self), Recognise(self), Decide(self), Record(self)]
         self._extras: list[Any] = []
+        self._admin: Any = None
 
     def load(self, loader: Any) -> None:
         loader.add_option("enact_config", str, "", "Path to enact.yaml (when not given to the addon directly).")
@@ -46,12 +47,23 @@ class Enact:
             listener = await start_listener(sidecar)
             self._extras.append(listener)
             postgres = listener.address
+        admin = None
+        if sidecar.config.raw.listen.admin != "off":
+            from enact_proxy.admin.server import AdminServer
+
+            host, _, port = sidecar.config.raw.listen.admin.rpartition(":")
+            server = AdminServer(sidecar, host, int(port)).start()
+            self._admin = server
+            admin = server.address
+            print(f"enact-proxy admin on http://{admin}", file=sys.stderr, flush=True)
         lines = [f"enact-proxy listening on http://{http}" + (f" and postgres://{postgres}" if postgres else ""),
                  f"CA certificate: {sidecar.ca_path}", f"receipts: {sidecar.config.receipts_dir}",
                  "Point your agent at it:", *("  " + line for line in agent_env_lines(sidecar.ca_path, http, postgres))]
         print("\n".join(lines), file=sys.stderr, flush=True)
 
     async def done(self) -> None:
+        if self._admin is not None:
+            self._admin.stop()
         for extra in self._extras:
             await extra.close()
         if self.sidecar is not None:

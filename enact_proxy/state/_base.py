@@ -133,14 +133,16 @@ class SqlStore(ABC):
         return [a for a in listed if status is None or a.status == status]
 
     def decide_approval(self, approval_id: str, *, approve: bool, by: str, reason: str, now: datetime,
-                        grant_for: timedelta) -> Approval:
-        """Approve (a grant valid for ``grant_for``) or deny a pending approval; ApprovalNotPending otherwise."""
+                        grant_for: timedelta | None = None) -> Approval:
+        """Approve or deny a pending approval; ApprovalNotPending otherwise. A grant is valid for
+        ``grant_for``, by default as long as the pending approval was (``expires_minutes``)."""
         with self._tx([f"grant:{approval_id}"]) as tx:
             found = _approvals(tx, "WHERE id = ?", (approval_id,))
             if not found or found[0].as_of(now).status != "pending":
                 raise ApprovalNotPending(approval_id, found[0].as_of(now).status if found else None)
             status = "approved" if approve else "denied"
-            expires_at = (now + grant_for) if approve else found[0].expires_at
+            lifetime = grant_for if grant_for is not None else found[0].expires_at - found[0].created_at
+            expires_at = (now + lifetime) if approve else found[0].expires_at
             tx.run("UPDATE enact_approvals SET status = ?, decided_by = ?, decided_at = ?, reason = ?, expires_at = ? "
                    "WHERE id = ?", (status, by, now.timestamp(), reason, expires_at.timestamp(), approval_id))
             found = _approvals(tx, "WHERE id = ?", (approval_id,))

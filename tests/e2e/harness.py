@@ -39,7 +39,7 @@ def write_config(directory: Path, *, systems: dict[str, Any], workflows: dict[st
         "version": 1,
         "actor": {"email": "agent@company.com", "roles": roles if roles is not None else ["sales_agent", "engineer"]},
         "mode": mode,
-        "listen": {"http": "127.0.0.1:0", "postgres": postgres_listen},
+        "listen": {"http": "127.0.0.1:0", "postgres": postgres_listen, "admin": "127.0.0.1:0"},
         "receipts": {"dir": "receipts"},
         "certs_dir": "certs",
         "egress": {"passthrough": passthrough or []},
@@ -75,7 +75,8 @@ def start_sidecar(directory: Path, config: Path | None = None, env: dict[str, st
                   timeout: float = 30.0) -> RunningSidecar:
     """Start ``enact-proxy run`` and wait until it prints where it listens."""
     started = launch(config or directory / "enact.yaml", env=env, timeout=timeout)
-    return RunningSidecar(started.process, started.directory, started.http, started.postgres, started.output)
+    return RunningSidecar(started.process, started.directory, started.http, started.postgres, started.output,
+                          started.admin)
 
 
 def wait_until(predicate: Any, *, what: str, timeout: float = 10.0) -> None:
