@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("run_id")
         else:
             p.add_argument("--certs-dir", default=None, help=f"where receipt.key lives unless {KEY_ENV} is set")
+    from enact_proxy.admin.cli import register as register_approvals
+
+    register_approvals(sub)
     return parser
 
 

@@ -227,3 +227,54 @@ def _path() -> str:
     import os
 
     return os.environ.get("PATH", "")
+
+
+def test_git_push_is_held_and_the_identical_push_passes_once_approved(sidecar_factory, tmp_path):
+    from enact_proxy.sandbox import SandboxGitServer
+    from tests.e2e.test_git_push import AGENT_URL, Agent, agent_env
+
+    with SandboxGitServer(tmp_path / "upstream") as git_server:
+        git_server.create_repo("acme", "app", files={"README.md": "hello\n"})
+        sidecar = sidecar_factory(
+            systems={"github": {"upstream": git_server.url, "git_upstream": git_server.url}},
+            workflows={"agent_git": ["github.read", "github.create_branch", "github.push_commit"]},
+            policies=[{"require_approval": {"actions": ["github.push_commit"]}}])
+        env = agent_env(sidecar, tmp_path)
+        cloned = subprocess.run(["git", "clone", "--quiet", AGENT_URL, str(tmp_path / "work")], env=env,
+                                capture_output=True, text=True, timeout=120, check=False)
+        assert cloned.returncode == 0, cloned.stderr
+        work = Agent(tmp_path / "work", env)
+        work.git("checkout", "-q", "-b", "agent/held")
+        work.commit("held change", {"notes.txt": "needs a person\n"})
+        held = work.push("agent/held")
+        assert held.returncode != 0 and "[remote rejected]" in held.stderr and "is pending" in held.stderr
+        admin = Admin(sidecar)
+        (pending,) = admin.pending()
+        assert pending["action"] == "github.push_commit" and pending["payload"]["branch"] == "agent/held"
+        assert admin.decide(pending["id"], "approve").status_code == 200
+        retry = work.push("agent/held")
+        assert retry.returncode == 0, retry.stderr
+        assert "refs/heads/agent/held" in git_server.refs("acme", "app")
+
+
+def test_sql_is_held_and_the_identical_statement_passes_once_approved(sidecar_factory, pg_server):  # noqa: F811
+    table = f"held_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, name text)")
+    sidecar = sidecar_factory(systems={"postgres": {"upstream": pg_server.url()}},
+                              workflows={"crm_sync": ["postgres.select_rows", "postgres.insert_row"]},
+                              policies=[{"require_approval": {"actions": ["postgres.insert_row"]}}])
+    url = f"postgresql://agent@{sidecar.postgres}/app?sslmode=disable"
+    statement = f"INSERT INTO {table} (id, name) VALUES (1, 'approved')"
+    with psycopg.connect(url, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="approval .* is pending"):
+            conn.execute(statement)
+        assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)  # the session stays usable
+        admin = Admin(sidecar)
+        (pending,) = admin.pending()
+        assert pending["action"] == "postgres.insert_row"
+        assert admin.decide(pending["id"], "approve").status_code == 200
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="is pending"):
+            conn.execute(f"INSERT INTO {table} (id, name) VALUES (2, 'other')")  # not the approved statement
+        conn.execute(statement)
+        assert conn.execute(f"SELECT name FROM {table}").fetchall() == [("approved",)]
