@@ -83,8 +83,11 @@ def agent_namespace() -> Iterator[AgentNamespace]:
             _unavailable(f"`{tool}` is not installed (apt-get install iproute2 iptables)")
     tag = f"{random.getrandbits(24):06x}"
     name, host_if, agent_if = f"enact-t{tag}", f"et{tag}h", f"et{tag}a"
-    base = random.randrange(0, 64) * 4
-    subnet_octet = random.randrange(2, 254)
+    in_use = _run("ip", "-o", "-4", "addr", "show", check=False).stdout
+    while True:  # a /30 no other interface of this machine uses (other test runs may be in flight)
+        base, subnet_octet = random.randrange(0, 64) * 4, random.randrange(2, 254)
+        if f"169.254.{subnet_octet}.{base + 1}/" not in in_use:
+            break
     host_ip, agent_ip = f"169.254.{subnet_octet}.{base + 1}", f"169.254.{subnet_octet}.{base + 2}"
     made = _run("ip", "netns", "add", name, check=False)
     if made.returncode != 0:
