@@ -182,6 +182,23 @@ def test_compose_config_is_valid_and_matches_the_redirect() -> None:
     assert config.certs_dir == Path("/var/lib/enact/certs") and config.receipts_dir == Path("/var/lib/enact/receipts")
 
 
+# Where the sidecar writes (deploy's enact.yaml): with a read-only root filesystem each must be a mount.
+WRITABLE = {"/var/lib/enact/certs", "/var/lib/enact/receipts", "/var/lib/enact/ca",
+            "/var/lib/enact/.enact-cache", "/tmp"}
+
+
+def test_every_folder_the_sidecar_writes_is_mounted_writable() -> None:
+    config = load_config(DEPLOY / "enact.yaml")
+    assert {str(config.certs_dir), str(config.receipts_dir), str(config.certs_dir.parent / ".enact-cache")} <= WRITABLE
+    enact = _compose()["services"]["enact"]
+    assert enact["read_only"] is True
+    mounts = {v.split(":")[1] for v in enact["volumes"] if not v.endswith(":ro")} | set(enact["tmpfs"])
+    assert mounts >= WRITABLE
+    pod = _container("enact")
+    assert pod["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {m["mountPath"] for m in pod["volumeMounts"] if not m.get("readOnly")} >= WRITABLE
+
+
 # -- the container recipe ------------------------------------------------------------------------
 
 def _instructions() -> list[tuple[str, str]]:
