@@ -55,12 +55,13 @@ def test_kustomization_lists_every_manifest_and_only_existing_ones() -> None:
     assert listed == present
 
 
+@pytest.mark.parametrize("version", [KUBERNETES_VERSION, kubernetes_validate.latest_version()])
 @pytest.mark.parametrize("name", sorted(p.name for p in KUBE.glob("*.yaml") if p.name != "kustomization.yaml"))
-def test_every_manifest_is_valid_for_kubernetes_1_30(name: str) -> None:
+def test_every_manifest_is_valid_for_kubernetes_1_30_and_the_newest(name: str, version: str) -> None:
     docs = [d for d in yaml.safe_load_all((KUBE / name).read_text()) if d]
     assert docs
     for doc in docs:
-        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        kubernetes_validate.validate(doc, version, strict=True)
 
 
 def test_the_validator_catches_an_unknown_field() -> None:
