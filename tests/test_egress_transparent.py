@@ -138,3 +138,35 @@ def test_original_destination_lookup_failing_is_tolerated(monkeypatch: pytest.Mo
     assert platform.original_addr is not no_record
     with socket.socket() as sock:
         assert platform.original_addr(sock) == UNKNOWN_DESTINATION
+
+
+def test_in_shadow_mode_an_unknown_name_is_recorded_and_tunnelled_to_that_name(tmp_path: Path) -> None:
+    path = _config(tmp_path)
+    raw = yaml.safe_load(path.read_text())
+    raw["mode"] = "shadow"
+    path.write_text(yaml.safe_dump(raw))
+    sidecar = Sidecar(load_config(path)).start()
+    try:
+        enact = Enact(sidecar=sidecar)
+        data = _hello(enact, "evil.example.com", ("104.18.0.1", 443))
+        assert data.ignore_connection and data.context.server.address == ("evil.example.com", 443)
+        assert data.context.server.error is None
+        (receipt,) = _receipts(enact)
+        assert receipt["decision"] == "BLOCK" and receipt["mode"] == "shadow"
+        # ... but a connection without a name has nowhere to go, in shadow mode too.
+        unnamed = _hello(enact, None, ("104.18.0.1", 443))
+        assert unnamed.context.server.error and "without a server name" in unnamed.context.server.error
+    finally:
+        sidecar.close()
+
+
+def test_a_transparent_listener_that_cannot_bind_stops_the_sidecar(tmp_path: Path) -> None:
+    """Never half up: without its transparent listener the sidecar exits instead of serving the rest."""
+    import subprocess
+    import sys
+
+    path = _config(tmp_path, http="127.0.0.1:0", transparent="203.0.113.7:15001")  # not an address of this host
+    done = subprocess.run([sys.executable, "-m", "enact_proxy.cli", "run", "--config", str(path)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "203.0.113.7:15001" in done.stdout + done.stderr

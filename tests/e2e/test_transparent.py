@@ -16,6 +16,9 @@ Topology, made fresh for each test and torn down in ``finally``:
 
 The DNAT happens in the agent's namespace, so the sidecar's kernel has no record of the original
 destination: the sidecar must (and does) route by TLS server name / Host alone.
+
+The last test is the pod topology instead: agent and sidecar (non-root) share one namespace, and
+deploy/redirect.sh REDIRECTs every TCP connection of any other UID to the transparent listener.
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ import os
 import random
 import shutil
 import socket
-import ssl
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
@@ -39,11 +42,14 @@ from typing import Any
 import pytest
 import yaml
 
+from enact_proxy.launcher import LISTENING
 from enact_proxy.sandbox import SandboxGitHub, SandboxHubSpot
 from tests.e2e.harness import RunningSidecar, start_sidecar, wait_until, write_config
 
+ROOT = Path(__file__).resolve().parents[2]
+
 VENDOR_ADDRESS = "169.254.1.1"  # what the agent's /etc/hosts says every vendor host is
-VENDOR_HOSTS = ["api.hubapi.com", "api.github.com", "evil.example.com", "localhost.passthrough"]
+VENDOR_HOSTS = ["api.hubapi.com", "api.github.com", "evil.example.com"]
 
 
 def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -75,23 +81,27 @@ class AgentNamespace:
 
 
 @contextlib.contextmanager
-def agent_namespace() -> Iterator[AgentNamespace]:
+def _veth_namespace(prefix: str) -> Iterator[tuple[str, str, str]]:
+    """A fresh namespace joined to the root one by a veth pair with link-local addresses, its default
+    route via the root side, and its own /etc/hosts; yields (name, root side's IP, its own IP)."""
     if os.geteuid() != 0:
         _unavailable("not running as root")
     for tool in ("ip", "iptables"):
         if shutil.which(tool) is None:
             _unavailable(f"`{tool}` is not installed (apt-get install iproute2 iptables)")
     tag = f"{random.getrandbits(24):06x}"
-    name, host_if, agent_if = f"enact-t{tag}", f"et{tag}h", f"et{tag}a"
-    base = random.randrange(0, 64) * 4
-    subnet_octet = random.randrange(2, 254)
+    name, host_if, agent_if = f"enact-{prefix}{tag}", f"e{prefix}{tag}h", f"e{prefix}{tag}a"
+    in_use = _run("ip", "-o", "-4", "addr", "show", check=False).stdout
+    while True:  # a /30 no other interface of this machine uses (other test runs may be in flight)
+        base, subnet_octet = random.randrange(0, 64) * 4, random.randrange(2, 254)
+        if f"169.254.{subnet_octet}.{base + 1}/" not in in_use:
+            break
     host_ip, agent_ip = f"169.254.{subnet_octet}.{base + 1}", f"169.254.{subnet_octet}.{base + 2}"
     made = _run("ip", "netns", "add", name, check=False)
     if made.returncode != 0:
         _unavailable(f"`ip netns add` is not permitted here: {made.stderr.strip()}")
     hosts_dir = Path("/etc/netns") / name
     try:
-        ns = ("ip", "netns", "exec", name)
         _run("ip", "link", "add", host_if, "type", "veth", "peer", "name", agent_if)
         _run("ip", "link", "set", agent_if, "netns", name)
         _run("ip", "addr", "add", f"{host_ip}/30", "dev", host_if)
@@ -100,6 +110,20 @@ def agent_namespace() -> Iterator[AgentNamespace]:
         _run("ip", "-n", name, "link", "set", agent_if, "up")
         _run("ip", "-n", name, "link", "set", "lo", "up")
         _run("ip", "-n", name, "route", "add", "default", "via", host_ip)
+        hosts_dir.mkdir(parents=True, exist_ok=True)
+        (hosts_dir / "hosts").write_text("127.0.0.1 localhost\n"
+                                         + "".join(f"{VENDOR_ADDRESS} {h}\n" for h in VENDOR_HOSTS))
+        yield name, host_ip, agent_ip
+    finally:
+        _run("ip", "netns", "del", name, check=False)  # removes the agent end; the peer goes with it
+        _run("ip", "link", "del", host_if, check=False)
+        shutil.rmtree(hosts_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def agent_namespace() -> Iterator[AgentNamespace]:
+    with _veth_namespace("t") as (name, host_ip, agent_ip):
+        ns = ("ip", "netns", "exec", name)
         with socket.socket() as probe:  # a free port on the sidecar's address
             probe.bind((host_ip, 0))
             port = probe.getsockname()[1]
@@ -112,14 +136,7 @@ def agent_namespace() -> Iterator[AgentNamespace]:
         _run(*ns, "iptables", "-A", "OUTPUT", "-p", "tcp", "-d", host_ip, "--dport", str(port), "-j", "ACCEPT")
         _run(*ns, "iptables", "-A", "OUTPUT", "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset")
         _run(*ns, "iptables", "-A", "OUTPUT", "-j", "REJECT")
-        hosts_dir.mkdir(parents=True, exist_ok=True)
-        (hosts_dir / "hosts").write_text("127.0.0.1 localhost\n"
-                                         + "".join(f"{VENDOR_ADDRESS} {h}\n" for h in VENDOR_HOSTS))
         yield AgentNamespace(name, host_ip, agent_ip, port)
-    finally:
-        _run("ip", "netns", "del", name, check=False)  # removes the agent end; the peer goes with it
-        _run("ip", "link", "del", host_if, check=False)
-        shutil.rmtree(hosts_dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -285,11 +302,12 @@ def test_unknown_and_missing_server_names_are_refused_with_a_receipt(
     assert {r["decision"] for r in refusals()} == {"BLOCK"}
 
 
-@pytest.fixture
-def loopback_tls_443(tmp_path: Path) -> Iterator[tuple[bytes, list[bytes]]]:
-    """A TLS server with its own self-signed certificate on the root namespace's 127.0.0.1:443: a
-    passthrough host is dialled by its name (``localhost``) on the default port, since after a DNAT in
-    another namespace the original port is unknown. Yields (its DER certificate, requests it read)."""
+# -- the pod topology: REDIRECT in the namespace the agent and the sidecar share ------------------
+
+SIDECAR_UID = 65534  # stands in for the image's 10001: any UID that is not the agent's
+
+
+def _self_signed(tmp_path: Path, name: str) -> tuple[Path, Path, bytes]:
     from datetime import UTC, datetime, timedelta
 
     from cryptography import x509
@@ -297,64 +315,123 @@ def loopback_tls_443(tmp_path: Path) -> Iterator[tuple[bytes, list[bytes]]]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        server.bind(("127.0.0.1", 443))
-    except OSError as exc:
-        server.close()
-        pytest.skip(f"127.0.0.1:443 is taken on this machine ({exc}): the passthrough case needs it")
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
             .not_valid_after(now + timedelta(days=1)).sign(key, hashes.SHA256()))
-    (tmp_path / "up.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "up.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                        serialization.NoEncryption()))
+    cert_file, key_file = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file, cert.public_bytes(serialization.Encoding.DER)
+
+
+TLS_SERVER = textwrap.dedent("""
+    import socket, ssl, sys
+    cert, key, port, log = sys.argv[1:5]
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "up.pem", tmp_path / "up.key")
-    server.listen(4)
-    seen: list[bytes] = []
+    context.load_cert_chain(cert, key)
+    server = socket.socket()
+    server.bind(("127.0.0.1", int(port)))
+    server.listen()
+    print("ready", flush=True)
+    raw, _ = server.accept()
+    with context.wrap_socket(raw, server_side=True) as conn:
+        open(log, "wb").write(conn.recv(65536))
+        conn.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok")
+""")
 
-    def serve() -> None:
-        while True:
+
+def _start_in_namespace(namespace: str, directory: Path) -> RunningSidecar:
+    """``enact-proxy run`` inside the namespace as the sidecar's UID, as the native sidecar runs."""
+    exe = shutil.which("enact-proxy")
+    command = [exe] if exe else [sys.executable, "-m", "enact_proxy.cli"]
+    process = subprocess.Popen(
+        ["ip", "netns", "exec", namespace, "setpriv", f"--reuid={SIDECAR_UID}", f"--regid={SIDECAR_UID}",
+         "--clear-groups", *command, "run", "--config", str(directory / "enact.yaml")],
+        cwd=directory, env={**os.environ, "HOME": str(directory)}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, bufsize=1)
+    output: list[str] = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        output.append(line)
+        match = LISTENING.search(line)
+        if match:
+            threading.Thread(target=lambda: output.extend(process.stdout or []), daemon=True).start()
+            return RunningSidecar(process, directory, match.group(1), None, output)
+    process.wait()
+    raise AssertionError("enact-proxy did not start in the namespace:\n" + "".join(output))
+
+
+def test_pod_redirect_captures_the_agent_and_lets_only_the_sidecar_out(tmp_path: Path) -> None:
+    """deploy/redirect.sh in the namespace the agent shares with a non-root sidecar (a pod): the
+    kernel knows each connection's original destination, and the sidecar still routes by name."""
+    with contextlib.ExitStack() as stack:
+        name, host_ip, _ = stack.enter_context(_veth_namespace("p"))
+        hubspot = stack.enter_context(SandboxHubSpot(host=host_ip))  # reachable from the pod's namespace
+        redirect = subprocess.run(["ip", "netns", "exec", name, "sh", str(ROOT / "deploy" / "redirect.sh")],
+                                  env={**os.environ, "ENACT_UID": str(SIDECAR_UID), "ENACT_TRANSPARENT_PORT": "15001"},
+                                  capture_output=True, text=True, timeout=30)
+        assert redirect.returncode == 0, redirect.stderr
+        directory = Path(tempfile.mkdtemp(prefix="enact-pod-"))
+        stack.callback(shutil.rmtree, directory, True)
+        directory.chmod(0o755)
+        path = write_config(directory, systems={"hubspot": {"upstream": f"http://{host_ip}:{hubspot.port}"}},
+                            passthrough=["localhost"], workflows={"leads": ["hubspot.create_contact"]})
+        raw = yaml.safe_load(path.read_text())
+        raw["listen"]["transparent"] = "127.0.0.1:15001"
+        path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        os.chown(directory, SIDECAR_UID, SIDECAR_UID)
+        os.chown(path, SIDECAR_UID, SIDECAR_UID)
+        sidecar = _start_in_namespace(name, directory)
+        stack.callback(sidecar.stop)
+
+        cert, key, upstream_der = _self_signed(tmp_path, "localhost")
+        log = tmp_path / "passthrough.log"
+        server = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, "-c", TLS_SERVER, str(cert), str(key),
+                                   "8443", str(log)], stdout=subprocess.PIPE, text=True)
+        stack.callback(server.kill)
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+
+        agent = AgentNamespace(name, host_ip, "", 15001)
+        seen = agent.run_python(f"""
+            import json, socket, ssl, requests
+            from hubspot import HubSpot
+            from hubspot.crm.contacts import SimplePublicObjectInputForCreate
+            from hubspot.crm.contacts.exceptions import ForbiddenException
+            out = {{}}
+            client = HubSpot(access_token="agent-token", ssl_ca_cert={str(sidecar.ca)!r})
+            contact = SimplePublicObjectInputForCreate(properties={{"email": "pod@acme.com"}})
+            out["created"] = client.crm.contacts.basic_api.create(simple_public_object_input_for_create=contact).id
             try:
-                raw, _ = server.accept()
-            except OSError:
-                return
-            try:
-                with context.wrap_socket(raw, server_side=True) as conn:
-                    seen.append(conn.recv(65536))
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-            except (OSError, ssl.SSLError):
-                continue
-
-    threading.Thread(target=serve, daemon=True).start()
-    try:
-        yield cert.public_bytes(serialization.Encoding.DER), seen
-    finally:
-        server.close()
-
-
-def test_passthrough_host_is_tunnelled_to_its_name_untouched(
-        netns: AgentNamespace, transparent_sidecar: Callable[..., RunningSidecar], tmp_path: Path,
-        loopback_tls_443: tuple[bytes, list[bytes]]) -> None:
-    upstream_der, seen_by_upstream = loopback_tls_443
-    sidecar = transparent_sidecar(passthrough=["localhost"])
-    seen = netns.run_python(f"""
-        import json, socket, ssl
-        context = ssl.create_default_context(cafile={str(tmp_path / "up.pem")!r})
-        context.check_hostname = False
-        with socket.create_connection(({VENDOR_ADDRESS!r}, 443), timeout=10) as raw:
-            with context.wrap_socket(raw, server_hostname="localhost") as tls:
-                cert = tls.getpeercert(binary_form=True).hex()
-                tls.sendall(b"GET /v1/models HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n")
-                answer = tls.recv(65536).decode()
-        print(json.dumps({{"cert": cert, "answer": answer}}))
-    """)
-    assert bytes.fromhex(seen["cert"]) == upstream_der  # the upstream's own certificate: no interception
-    assert seen["answer"].startswith("HTTP/1.1 200") and "x-enact" not in seen["answer"].lower()
-    assert seen_by_upstream and seen_by_upstream[0].startswith(b"GET /v1/models")
-    assert not [r for r in sidecar.receipts() if r["action"] == "egress.connect"]
+                client.crm.contacts.basic_api.create(simple_public_object_input_for_create=contact)
+                out["duplicate"] = "passed"
+            except ForbiddenException as exc:
+                out["duplicate"] = [exc.status, json.loads(exc.body)["message"]]
+            # Straight at the upstream's address and port: redirected like everything else, and refused.
+            session = requests.Session()
+            session.trust_env = False
+            direct = session.get("http://{host_ip}:{hubspot.port}/crm/v3/objects/contacts", timeout=10)
+            out["direct"] = [direct.status_code, direct.headers.get("X-Enact-Decision")]
+            # A passthrough host on a port of its own: tunnelled untouched to localhost:8443, by name.
+            context = ssl.create_default_context(cafile={str(cert)!r})
+            with socket.create_connection(({VENDOR_ADDRESS!r}, 8443), timeout=10) as raw:
+                with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                    out["passthrough_cert"] = tls.getpeercert(binary_form=True).hex()
+                    tls.sendall(b"GET /v1/models HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n")
+                    out["passthrough"] = tls.recv(65536).decode()
+            print(json.dumps(out))
+        """)
+        assert seen["created"]
+        assert seen["duplicate"][0] == 403 and "no_duplicate_contacts" in seen["duplicate"][1]
+        assert seen["direct"] == [403, "BLOCK"]
+        assert bytes.fromhex(seen["passthrough_cert"]) == upstream_der  # no interception
+        assert seen["passthrough"].startswith("HTTP/1.1 200") and "x-enact" not in seen["passthrough"].lower()
+        assert log.read_bytes().startswith(b"GET /v1/models")
+        creates = [r for r in hubspot.received if r.method == "POST" and r.path == "/crm/v3/objects/contacts"]
+        assert len(creates) == 1 and not [r for r in hubspot.received if r.method == "GET"]
+        decisions = [(r["action"], r["decision"]) for r in sidecar.receipts()]
+        assert decisions == [("hubspot.create_contact", "PASS"), ("hubspot.create_contact", "BLOCK"),
+                             ("egress.connect", "BLOCK")]
