@@ -52,6 +52,8 @@ ACTIONS = frozenset(
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_GIT_URL = "https://github.com"
+DEFAULT_UPLOADS_URL = "https://uploads.github.com"
+UPLOADS_HOST = "uploads.github.com"
 DOCUMENTATION_URL = "https://docs.github.com/rest"
 GRAPHQL_PATHS = frozenset({"/graphql", "/api/graphql"})
 
@@ -70,8 +72,11 @@ class Config(BaseModel):
 
     upstream: str = DEFAULT_API_URL
     git_upstream: str = DEFAULT_GIT_URL
+    # Where requests to uploads.github.com (release assets) go; by default the real uploads host with
+    # the default API upstream, else ``upstream`` (a sandbox or test upstream serves both).
+    uploads_upstream: str | None = None
     token_env: str | None = None
-    hosts: list[str] = ["api.github.com", "github.com"]
+    hosts: list[str] = ["api.github.com", "uploads.github.com", "github.com"]
     git_hosts: list[str] = ["github.com"]
     timeout_seconds: float = 5
 
@@ -302,6 +307,9 @@ class Wire:
             self._token = token
         self._api_upstream = parse_upstream(config.upstream)
         self._git_upstream = parse_upstream(config.git_upstream)
+        uploads = config.uploads_upstream or (
+            DEFAULT_UPLOADS_URL if config.upstream.rstrip("/") == DEFAULT_API_URL else config.upstream)
+        self._uploads_upstream = parse_upstream(uploads)
         self._lookup_session = direct_session(environ)
         #: ``(call, owner, repo) -> actions`` for ``POST .../git-receive-pack``; raises Refusal.
         self.git_push_recogniser: GitPushRecogniser = git_push_recogniser or _unavailable_git_push
@@ -354,6 +362,8 @@ class Wire:
         return _under(path, "/repositories")
 
     def upstream(self, call: HttpCall) -> Upstream:
+        if call.host == UPLOADS_HOST:
+            return self._uploads_upstream
         return self._git_upstream if self._surface(call) == "git" else self._api_upstream
 
     def credential_headers(self, call: HttpCall) -> dict[str, str]:

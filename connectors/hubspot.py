@@ -4,18 +4,33 @@ Recognised routes (after :mod:`enact_proxy.httpcall` normalisation), object type
 ``contacts``/``contact``/``0-1``, ``deals``/``deal``/``0-3``, ``tasks``/``task``/``0-27`` under
 ``/crm/v3/objects/`` or a date-versioned ``/crm/objects/YYYY-MM/``:
 
-- contacts: ``POST`` base, ``batch/create`` and ``batch/upsert`` -> ``create_contact`` per input;
-  ``GET`` base / ``{id}`` (``idProperty=email``) / ``{id}/...``, ``POST search`` and ``batch/read`` ->
-  ``get_contact``; legacy ``POST /contacts/v1/contact``, ``.../createOrUpdate/email/{email}`` and
-  ``.../contact/batch`` -> ``create_contact``; legacy ``GET .../vid/{vid}/profile`` and
-  ``.../email/{email}/profile`` -> ``get_contact``.
-- deals: ``POST`` base and ``batch/create``/``batch/upsert`` -> ``create_deal``; ``PATCH {id}`` and
-  ``batch/update`` -> ``update_deal``; legacy ``POST /deals/v1/deal`` and ``PUT /deals/v1/deal/{id}``.
+- contacts: ``POST`` base and ``batch/create`` -> ``create_contact`` per input; ``PATCH {id}`` and
+  ``batch/update`` -> ``update_contact``; ``GET`` base / ``{id}`` (``idProperty=email``) / ``{id}/...``,
+  ``POST search`` and ``batch/read`` -> ``get_contact``; legacy ``POST /contacts/v1/contact`` ->
+  ``create_contact``, legacy ``POST .../vid/{vid}/profile`` and ``.../email/{email}/profile`` ->
+  ``update_contact``; legacy ``GET .../vid/{vid}/profile`` and ``.../email/{email}/profile`` ->
+  ``get_contact``.
+- upserts, classified by what they target: each input of ``batch/upsert`` (``id`` with an optional
+  ``idProperty``: none or ``hs_object_id`` names the object id, ``email`` or another unique property
+  names it by value), legacy ``.../createOrUpdate/email/{email}`` and each item of legacy
+  ``.../contact/batch`` (by ``vid`` or ``email``) is looked up in HubSpot before it is judged: an
+  input naming an existing contact is ``update_contact`` of it, any other ``create_contact``. When
+  the lookup cannot be done (HubSpot down, an error answer, an ambiguous ``idProperty``) the request
+  is refused with the reason (fail closed): judging it as a create would skip the policies on
+  updates, judging it as an update would skip ``no_duplicate_contacts``.
+- deals: ``POST`` base and ``batch/create`` -> ``create_deal``; ``PATCH {id}`` and ``batch/update`` ->
+  ``update_deal``; ``batch/upsert`` inputs are looked up like contacts (``update_deal`` of an existing
+  deal, else ``create_deal``); legacy ``POST /deals/v1/deal`` and ``PUT /deals/v1/deal/{id}``.
 - tasks: ``POST`` base and ``batch/create`` -> ``create_task``; legacy ``POST /engagements/v1/engagements``
   of type ``TASK``.
 
-Everything else is ``unknown`` (refused unless a workflow names ``hubspot.unknown``): contact updates
-and deletes, the legacy ``vid/{vid}/profile`` update, reads of deals and tasks, associations.
+``update_contact`` payload: ``contact_id`` (the object id when the request or the lookup gives it),
+``email`` (the contact's email as the request names it, or as HubSpot has it; the email a request
+writes is ``properties.email``) and ``properties``; ``id_property`` only when a contact is named by a
+unique property other than ``email`` / ``hs_object_id``.
+
+Everything else is ``unknown`` (refused unless a workflow names ``hubspot.unknown``): contact deletes,
+reads of deals and tasks, associations.
 """
 
 from __future__ import annotations
@@ -24,7 +39,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -45,7 +60,9 @@ from connectors.base import (
 from enact_proxy.models import ActionRequest, RequestSummary
 
 SYSTEM = "hubspot"
-ACTIONS = frozenset({"create_contact", "get_contact", "create_deal", "update_deal", "create_task"})
+ACTIONS = frozenset(
+    {"create_contact", "get_contact", "update_contact", "create_deal", "update_deal", "create_task"}
+)
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 TASK_TO_CONTACT = 204
@@ -122,6 +139,29 @@ class HubSpotConnector:
         key = email if email is not None else str(contact_id)
         try:
             return self._call("GET", f"/crm/v3/objects/contacts/{_quote(key)}", params=params)
+        except HubSpotError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def update_contact(self, contact_id: str | None = None, email: str | None = None,
+                       properties: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """PATCH the contact named by id, or by email (``idProperty=email``)."""
+        if (contact_id is None) == (email is None):
+            raise ValueError("give exactly one of contact_id or email")
+        params = {"idProperty": "email"} if email is not None else None
+        key = email if email is not None else str(contact_id)
+        return self._call("PATCH", f"/crm/v3/objects/contacts/{_quote(key)}",
+                          json_body={"properties": dict(properties or {})}, params=params)
+
+    def get_object(self, object_type: str, key: str, id_property: str | None = None) -> dict[str, Any] | None:
+        """The CRM object named by ``key`` (its id, or the value of the unique ``id_property``);
+        None when HubSpot answers 404. Any other failure raises :class:`HubSpotError`."""
+        params = {"properties": "email"} if object_type == "contacts" else {}
+        if id_property:
+            params["idProperty"] = id_property
+        try:
+            return self._call("GET", f"/crm/v3/objects/{object_type}/{_quote(key)}", params=params)
         except HubSpotError as exc:
             if exc.status == 404:
                 return None
@@ -227,6 +267,8 @@ class Wire:
     def recognise(self, call: HttpCall) -> list[ActionRequest]:
         summary = RequestSummary(method=call.method, host=call.host, path=call.path)
         found = _recognise(call)
+        if any(action == _UPSERT for action, _ in found):
+            found = resolve_upserts(found, self._lookup(call))
         if not found:
             found = [("unknown", {"method": call.method, "path": call.path})]
         return [ActionRequest(system=SYSTEM, action=a, payload=p, request=summary) for a, p in found]
@@ -245,7 +287,10 @@ class Wire:
         )
 
     def recognition_may_block(self, call: HttpCall) -> bool:
-        return False  # HubSpot recognition reads the request alone
+        """Only upserts are looked up (is the target an existing object?); the rest reads the request alone."""
+        return call.method == "POST" and (
+            call.path.endswith("/batch/upsert") or "/createOrUpdate/" in call.path or call.path.endswith("/batch")
+        )
 
     def upstream(self, call: HttpCall) -> Upstream:
         return self._upstream
@@ -254,6 +299,10 @@ class Wire:
         if self._token is None:
             return {}
         return {"authorization": f"Bearer {self._token}"}
+
+    def _lookup(self, call: HttpCall) -> Lookup:
+        connector: HubSpotConnector = self.lookup_systems(call)[SYSTEM]
+        return connector.get_object
 
     def lookup_systems(self, call: HttpCall) -> dict[str, Any]:
         token = self._token if self._token is not None else _bearer(call.headers) or ""
@@ -269,6 +318,12 @@ class Wire:
 # --- recognition (pure) ------------------------------------------------------------------------
 
 Found = list[tuple[str, dict[str, Any]]]
+#: ``(object_type, key, id_property) -> object or None``: HubSpot's answer to "does this exist?".
+Lookup = Callable[[str, str, str | None], dict[str, Any] | None]
+
+# A placeholder action for an upsert input until :func:`resolve_upserts` has looked its target up.
+_UPSERT = "upsert"
+_OBJECT_ID_PROPERTIES = frozenset({"", "hs_object_id"})
 
 
 def _recognise(call: HttpCall) -> Found:
@@ -300,6 +355,9 @@ def _recognise_v3(call: HttpCall, object_type: str, rest: list[str]) -> Found:
             if call.query_one("idProperty") == "email":
                 return [("get_contact", {"contact_id": None, "email": rest[0]})]
             return [("get_contact", {"contact_id": rest[0], "email": None})]
+        if method == "PATCH" and len(rest) == 1:
+            body = json_object(call)
+            return [_update_contact(rest[0], _id_property(call, body, {}), _properties(body.get("properties")))]
         if method != "POST":
             return []
         if not rest:
@@ -313,15 +371,15 @@ def _recognise_v3(call: HttpCall, object_type: str, rest: list[str]) -> Found:
                 ("get_contact", {"contact_id": None, "email": i} if by_email else {"contact_id": i, "email": None})
                 for i in (_text(item.get("id")) for item in _inputs(body))
             ]
-        if rest in (["batch", "create"], ["batch", "upsert"]):
-            found = []
-            for item in _inputs(json_object(call)):
-                properties = _properties(item.get("properties"))
-                email = _email_of(properties)
-                if email is None and item.get("idProperty") == "email":
-                    email = _text(item.get("id"))
-                found.append(_create_contact(properties, email))
-            return found
+        if rest == ["batch", "create"]:
+            return [_create_contact(_properties(item.get("properties"))) for item in _inputs(json_object(call))]
+        if rest == ["batch", "upsert"]:
+            return _upserts(call, "contacts")
+        if rest == ["batch", "update"]:
+            body = json_object(call)
+            return [_update_contact(_text(item.get("id")), _id_property(call, body, item),
+                                    _properties(item.get("properties")))
+                    for item in _inputs(body)]
         return []
     if object_type == "deals":
         if method == "POST" and not rest:
@@ -329,8 +387,10 @@ def _recognise_v3(call: HttpCall, object_type: str, rest: list[str]) -> Found:
         if method == "PATCH" and len(rest) == 1:
             body = json_object(call)
             return [("update_deal", {"deal_id": rest[0], "properties": _properties(body.get("properties"))})]
-        if method == "POST" and rest in (["batch", "create"], ["batch", "upsert"]):
+        if method == "POST" and rest == ["batch", "create"]:
             return [_create_deal(item) for item in _inputs(json_object(call))]
+        if method == "POST" and rest == ["batch", "upsert"]:
+            return _upserts(call, "deals")
         if method == "POST" and rest == ["batch", "update"]:
             return [
                 (
@@ -365,8 +425,12 @@ def _recognise_legacy_contact(call: HttpCall, rest: list[str]) -> Found:
     if not rest:
         return [_create_contact(_properties(json_object(call).get("properties")))]
     if len(rest) == 3 and rest[:2] == ["createOrUpdate", "email"]:
-        return [_create_contact(_properties(json_object(call).get("properties")), rest[2])]
+        return [_upsert("contacts", rest[2], "email", _properties(json_object(call).get("properties")))]
+    if len(rest) == 3 and rest[0] in ("vid", "email") and rest[2] == "profile":
+        id_property = "email" if rest[0] == "email" else None
+        return [_update_contact(rest[1], id_property, _properties(json_object(call).get("properties")))]
     if rest == ["batch"]:
+        # "Create or update a group of contacts": each item names its contact by vid or email.
         items = json_value(call)
         if not isinstance(items, list):
             raise Refusal("body is not a JSON list of contacts")
@@ -375,7 +439,13 @@ def _recognise_legacy_contact(call: HttpCall, rest: list[str]) -> Found:
             if not isinstance(item, dict):
                 raise Refusal("body is not a JSON list of contacts")
             properties = _properties(item.get("properties"))
-            found.append(_create_contact(properties, _text(item.get("email")) or _email_of(properties)))
+            vid, email = _text(item.get("vid")), _text(item.get("email")) or _email_of(properties)
+            if vid is not None:
+                found.append(_upsert("contacts", vid, None, properties))
+            elif email is not None:
+                found.append(_upsert("contacts", email, "email", properties))
+            else:
+                found.append(_create_contact(properties))
         return found
     return []
 
@@ -404,6 +474,90 @@ def _recognise_legacy_engagement(call: HttpCall) -> Found:
     associations = body.get("associations")
     contact_ids = _id_list(associations.get("contactIds")) if isinstance(associations, dict) else []
     return [("create_task", {"properties": properties, "contact_ids": contact_ids})]
+
+
+def _upserts(call: HttpCall, object_type: str) -> Found:
+    body = json_object(call)
+    found = []
+    for item in _inputs(body):
+        kept = item if object_type == "deals" else _properties(item.get("properties"))
+        found.append(_upsert(object_type, _text(item.get("id")), _id_property(call, body, item), kept))
+    return found
+
+
+def _upsert(object_type: str, key: str | None, id_property: str | None,
+            item: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """An upsert input, to be resolved into a create or an update by :func:`resolve_upserts`.
+
+    ``item`` is the contact's properties, or a deal's whole input (its associations are kept)."""
+    return (_UPSERT, {"object_type": object_type, "key": key, "id_property": id_property, "item": dict(item)})
+
+
+def _id_property(call: HttpCall, body: Mapping[str, Any], item: Mapping[str, Any]) -> str | None:
+    """The unique property an input names its object by: the input's own ``idProperty``, the body's, or
+    the query's. Several different ones are refused: which one HubSpot honours is not documented."""
+    named = {v for v in (item.get("idProperty"), body.get("idProperty"), call.query_one("idProperty")) if v}
+    if len(named) > 1:
+        raise Refusal(f"ambiguous idProperty: {sorted(str(v) for v in named)}")
+    if not named:
+        return None
+    value = named.pop()
+    if not isinstance(value, str):
+        raise Refusal("idProperty is not a string")
+    return value
+
+
+def resolve_upserts(found: Found, lookup: Lookup) -> Found:
+    """Each upsert input becomes an update of the object it names when HubSpot has it, else a create.
+
+    A failed lookup refuses the request (:class:`Refusal`): whether it overwrites a contact or creates
+    one, it cannot be judged without knowing which."""
+    resolved: Found = []
+    for action, payload in found:
+        if action != _UPSERT:
+            resolved.append((action, payload))
+            continue
+        object_type, key, id_property, item = (payload["object_type"], payload["key"], payload["id_property"],
+                                               payload["item"])
+        existing: dict[str, Any] | None = None
+        if key is not None:
+            try:
+                existing = lookup(object_type, key, id_property)
+            except Exception as exc:  # noqa: BLE001 - every failure means the same: we cannot tell
+                name = object_type[:-1]
+                raise Refusal(f"cannot tell whether the upsert of {name} {key!r} updates an existing {name}: "
+                              f"HubSpot lookup failed ({exc})") from exc
+        if object_type == "deals":
+            if existing is None:
+                resolved.append(_create_deal(item))
+            else:
+                resolved.append(("update_deal", {"deal_id": _text(existing.get("id")),
+                                                 "properties": _properties(item.get("properties"))}))
+            continue
+        by_email = (id_property or "").lower() == "email"
+        if existing is None:
+            resolved.append(_create_contact(item, _email_of(item) or (key if by_email else None)))
+            continue
+        current = existing.get("properties")
+        email = key if by_email else _text(current.get("email")) if isinstance(current, dict) else None
+        resolved.append(("update_contact", {"contact_id": _text(existing.get("id")), "email": email,
+                                            "properties": item}))
+    return resolved
+
+
+def _update_contact(key: str | None, id_property: str | None,
+                    properties: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """An update naming its contact by id (no ``idProperty`` or ``hs_object_id``), email, or another property."""
+    chosen = (id_property or "").lower()
+    payload: dict[str, Any] = {"contact_id": None, "email": None, "properties": properties}
+    if chosen in _OBJECT_ID_PROPERTIES:
+        payload["contact_id"] = key
+    elif chosen == "email":
+        payload["email"] = key
+    else:
+        payload["id_property"] = id_property
+        payload["id"] = key
+    return ("update_contact", payload)
 
 
 def _create_contact(properties: dict[str, Any], email: str | None = None) -> tuple[str, dict[str, Any]]:

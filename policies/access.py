@@ -28,10 +28,19 @@ def require_actor_role(roles: list[str]):  # type: ignore[no-untyped-def]
     return require_actor_role
 
 
-def _written_fields(payload: dict[str, Any]) -> Iterable[str]:
-    """Field names a write touches: top-level payload keys, HubSpot properties, SQL columns, and a
-    library-mode workflow's ``row``/``values`` mappings."""
-    yield from payload.keys()
+# Payload keys that name the object an update targets, not a field it writes: updating the contact
+# named by ``email`` writes no email (the email it writes is ``properties.email``).
+_TARGET_KEYS = {
+    "hubspot.update_contact": frozenset({"contact_id", "email", "id", "id_property"}),
+    "hubspot.update_deal": frozenset({"deal_id"}),
+}
+
+
+def _written_fields(payload: dict[str, Any], action: str | None = None) -> Iterable[str]:
+    """Field names a write touches: top-level payload keys (but those naming an update's target),
+    HubSpot properties, SQL columns, and a library-mode workflow's ``row``/``values`` mappings."""
+    targets = _TARGET_KEYS.get(action or "", frozenset())
+    yield from (k for k in payload if k not in targets)
     for nested in ("properties", "row", "values"):
         fields = payload.get(nested)
         if isinstance(fields, dict):
@@ -43,7 +52,10 @@ def _written_fields(payload: dict[str, Any]) -> Iterable[str]:
 
 @factory
 def contractor_cannot_write_pii(pii_fields: list[str] = list(DEFAULT_PII_FIELDS)):  # type: ignore[no-untyped-def]  # noqa: B006
-    """A contractor may not write any PII field (HubSpot property or SQL column alike)."""
+    """A contractor may not write any PII field (HubSpot property or SQL column alike).
+
+    Every write counts, ``hubspot.update_contact`` (an upsert of an existing contact included) as
+    much as a create: its ``properties`` are what it writes."""
     pii = frozenset(f.casefold() for f in pii_fields)
 
     @pure
@@ -53,7 +65,7 @@ def contractor_cannot_write_pii(pii_fields: list[str] = list(DEFAULT_PII_FIELDS)
             return passed(name, "actor is not a contractor")
         if ctx.action in READ_ACTIONS:
             return passed(name, "a read writes no field")
-        touched = sorted({f for f in _written_fields(ctx.payload) if f.casefold() in pii})
+        touched = sorted({f for f in _written_fields(ctx.payload, ctx.full_action) if f.casefold() in pii})
         if ctx.payload.get("columns") == ["*"] or "*" in (ctx.payload.get("columns") or []):
             touched = touched or ["*"]
         if touched:

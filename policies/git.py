@@ -14,23 +14,52 @@ _MOVES = ("push_commit", "create_branch", "delete_branch")
 
 @pure
 def no_push_to_main(ctx: WorkflowContext) -> PolicyResult:
-    """No push, branch creation, deletion or merge onto main/master (any case); no force-push anywhere."""
+    """No push, branch creation, deletion or merge onto main/master (any case); no force-push anywhere.
+
+    Fails closed: a branch move whose branch, or a merge whose base, it cannot tell (missing, empty, not
+    a string) fails, whatever the recogniser that built the payload; so does a force flag it cannot read.
+    A library-mode run (no action) is judged on what its payload names."""
     name = "no_push_to_main"
     payload = ctx.payload
     if ctx.system not in (None, "github"):
         return passed(name, "not a git action")
-    if ctx.action is None or ctx.action in _MOVES:
-        branch = branch_name(payload.get("branch"))
-        if branch and branch.casefold() in PROTECTED:
+    library = ctx.action is None
+    if library or ctx.action in _MOVES:
+        branch = _protected_name(payload.get("branch"))
+        if branch is None and not (library and payload.get("branch") is None):
+            return failed(name, f"cannot tell which branch this {ctx.action or 'action'} moves: "
+                                f"branch is {_shown(payload.get('branch'))}")
+        if branch is not None and branch.casefold() in PROTECTED:
             verb = "delete of" if ctx.action == "delete_branch" else "push to"
             return failed(name, f"{verb} refs/heads/{branch} is forbidden")
-        if payload.get("force"):
-            return failed(name, f"force-push to refs/heads/{branch} is forbidden")
-    if ctx.action in (None, "merge_pr"):
-        base = branch_name(payload.get("base"))
-        if base and base.casefold() in PROTECTED:
+        force = payload.get("force")
+        if force not in (None, False):
+            where = f"refs/heads/{branch}" if branch is not None else "a branch"
+            return failed(name, f"force-push to {where} is forbidden" if force is True
+                          else f"cannot tell whether this is a force-push: force is {_shown(force)}")
+    if library or ctx.action == "merge_pr":
+        base = _protected_name(payload.get("base"))
+        if base is None and not (library and payload.get("base") is None):
+            return failed(name, f"cannot tell which branch this merge writes to: base is {_shown(payload.get('base'))}")
+        if base is not None and base.casefold() in PROTECTED:
             return failed(name, f"merge into refs/heads/{base} is forbidden")
     return passed(name, "no protected branch touched")
+
+
+def _protected_name(ref: object) -> str | None:
+    """The branch a ref names, as compared against the protected names; None when it cannot be told.
+
+    ``heads/main`` (the git data API's spelling) and ``refs/heads/main`` both name ``main``."""
+    if not isinstance(ref, str):
+        return None
+    branch = branch_name(ref.strip())
+    if branch is not None and branch.startswith("heads/"):
+        branch = branch[len("heads/"):]
+    return branch or None
+
+
+def _shown(value: object) -> str:
+    return "missing" if value is None else repr(value)[:80]
 
 
 def _commits(payload: dict[str, Any]) -> list[tuple[str, list[Any]]]:

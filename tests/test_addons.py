@@ -426,3 +426,25 @@ def test_an_h2c_upgrade_is_refused_though_mitmproxy_strips_it_before_our_request
     run(enact, f)
     assert f.response.status_code == 400
     assert "protocol upgrade (h2c) is not allowed" in json.loads(f.response.content)["message"]
+
+
+def test_uploads_github_com_is_guarded_as_github(make_sidecar: Any) -> None:
+    """Release asset uploads are judged as GitHub actions, never refused (or passed) as an unguarded host."""
+    sidecar = make_sidecar()
+    enact = Enact(sidecar=sidecar)
+    connect: Any = tflow.tflow(req=tutils.treq(method=b"CONNECT", host="uploads.github.com", port=443, path=b"",
+                                               authority=b"uploads.github.com:443"))
+
+    async def go() -> None:
+        with taddons.context(enact):
+            await parts(enact)[0].http_connect(connect)
+
+    asyncio.run(go())
+    assert connect.response is None
+    f = run(enact, flow("POST", "uploads.github.com", "/repos/acme/app/releases/1/assets?name=a.zip", b"PK\x03\x04",
+                        {"content-type": "application/zip"}))
+    assert f.response.status_code == 403
+    assert json.loads(f.response.content)["message"].startswith("Blocked by Enact:")
+    (receipt,) = receipts(sidecar)
+    assert receipt["system"] == "github" and receipt["action"].startswith("github.")
+    assert receipt["action"] != "egress.connect" and receipt["request"]["host"] == "uploads.github.com"

@@ -421,7 +421,21 @@ def test_upstreams(wire):
 
 def test_hosts_and_protocol(wire):
     assert isinstance(wire, Wire)
-    assert wire.hosts == frozenset({"api.github.com", "github.com"})
+    assert wire.hosts == frozenset({"api.github.com", "uploads.github.com", "github.com"})
+
+
+def test_release_asset_uploads_are_guarded_and_go_to_the_uploads_upstream(wire):
+    upload = call("POST", "/repos/Acme/App/releases/7/assets?name=app.tar.gz", host="uploads.github.com")
+    upload = type(upload)(**{**upload.__dict__, "body": b"\x1f\x8b binary"})
+    (action,) = wire.recognise(upload)
+    assert action.system == "github" and action.request.host == "uploads.github.com"
+    assert action.action != "read"  # a write: named or unknown, refused unless a workflow allows it
+    assert wire.upstream(upload) == wire.upstream(call("POST", "/repos/o/r/issues"))  # a test upstream serves both
+    real = GitHubWire(Config(), environ={})
+    assert real.upstream(upload) == Upstream("https", "uploads.github.com", 443)
+    assert real.upstream(call("POST", "/repos/o/r/issues")) == Upstream("https", "api.github.com", 443)
+    own = GitHubWire(Config(uploads_upstream="http://up.test:9"), environ={})
+    assert own.upstream(upload) == Upstream("http", "up.test", 9)
 
 
 def test_credential_headers():

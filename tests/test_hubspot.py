@@ -137,3 +137,26 @@ def test_create_task_keeps_given_timestamp(hubspot):
 
 def test_repr_hides_key(hubspot):
     assert "secret-key" not in repr(hubspot)
+
+
+@responses.activate
+def test_update_contact_by_id_and_by_email(hubspot):
+    responses.patch(f"{BASE}/crm/v3/objects/contacts/101", json={"id": "101"})
+    responses.patch(f"{BASE}/crm/v3/objects/contacts/jane%40acme.com", json={"id": "101"},
+                    match=[matchers.query_param_matcher({"idProperty": "email"})])
+    assert hubspot.update_contact(contact_id="101", properties={"phone": "1"}) == {"id": "101"}
+    assert _sent() == {"properties": {"phone": "1"}}
+    hubspot.update_contact(email="jane@acme.com", properties={"firstname": "J"})
+    assert _sent() == {"properties": {"firstname": "J"}}
+    with pytest.raises(ValueError):
+        hubspot.update_contact(properties={"phone": "1"})
+
+
+@responses.activate
+def test_get_object_is_none_on_404_and_raises_on_other_errors(hubspot):
+    responses.get(f"{BASE}/crm/v3/objects/contacts/7", status=404, json={"message": "not found"})
+    responses.get(f"{BASE}/crm/v3/objects/deals/8", status=500, json={"message": "boom"})
+    assert hubspot.get_object("contacts", "7") is None
+    with pytest.raises(HubSpotError) as caught:
+        hubspot.get_object("deals", "8")
+    assert caught.value.status == 500

@@ -18,9 +18,25 @@ def call(method, target, body=None, headers=None, raw=None):
     return build_call(method, "api.hubapi.com", target, headers or {"content-type": "application/json"}, data, LIMIT)
 
 
+# What the fake HubSpot behind the ``wire`` fixture holds, for upsert lookups.
+EXISTING = {"contacts": [{"id": "101", "properties": {"email": "jane@acme.com", "external_id": "ext-1"}}],
+            "deals": [{"id": "77", "properties": {"dealname": "D"}}]}
+
+
+def fake_lookup(object_type, key, id_property):
+    for found in EXISTING[object_type]:
+        if id_property in (None, "hs_object_id") and found["id"] == key:
+            return found
+        if id_property and str(found["properties"].get(id_property, "")).lower() == key.lower():
+            return found
+    return None
+
+
 @pytest.fixture
 def wire():
-    return HubSpotWire(Config(), environ={})
+    made = HubSpotWire(Config(), environ={})
+    made._lookup = lambda call: fake_lookup  # never the network
+    return made
 
 
 def assoc(cid, type_id=204):
@@ -49,6 +65,37 @@ CASES = [
     ("POST", "/crm/v3/objects/0-1/batch/upsert", {"inputs": [{"id": "c@x.io", "idProperty": "email",
                                                                "properties": {"email": "d@x.io"}}]},
      [("create_contact", {"email": "d@x.io", "properties": {"email": "d@x.io"}})]),
+    # an upsert naming an existing contact overwrites it: an update, whatever email it writes
+    ("POST", "/crm/v3/objects/contacts/batch/upsert",
+     {"inputs": [{"idProperty": "email", "id": "Jane@Acme.com", "properties": {"email": "evil@x.io"}},
+                 {"idProperty": "email", "id": "new@x.io", "properties": {"firstname": "N"}}]},
+     [("update_contact", {"contact_id": "101", "email": "Jane@Acme.com", "properties": {"email": "evil@x.io"}}),
+      ("create_contact", {"email": "new@x.io", "properties": {"firstname": "N"}})]),
+    ("POST", "/crm/v3/objects/contacts/batch/upsert", {"inputs": [{"id": "101", "properties": {"phone": "1"}}]},
+     [("update_contact", {"contact_id": "101", "email": "jane@acme.com", "properties": {"phone": "1"}})]),
+    ("POST", "/crm/objects/2026-03/contacts/batch/upsert",
+     {"inputs": [{"id": 101, "idProperty": "hs_object_id", "properties": {"phone": "1"}}]},
+     [("update_contact", {"contact_id": "101", "email": "jane@acme.com", "properties": {"phone": "1"}})]),
+    ("POST", "/crm/v3/objects/contacts/batch/upsert",
+     {"idProperty": "external_id", "inputs": [{"id": "EXT-1", "properties": {"email": "x@x.io"}}]},
+     [("update_contact", {"contact_id": "101", "email": "jane@acme.com", "properties": {"email": "x@x.io"}})]),
+    ("POST", "/crm/v3/objects/contacts/batch/upsert?idProperty=email",
+     {"inputs": [{"id": "jane@acme.com", "properties": {}}]},
+     [("update_contact", {"contact_id": "101", "email": "jane@acme.com", "properties": {}})]),
+    ("POST", "/crm/v3/objects/contacts/batch/upsert", {"inputs": [{"properties": {"email": "n@x.io"}}]},
+     [("create_contact", {"email": "n@x.io", "properties": {"email": "n@x.io"}})]),
+    ("PATCH", "/crm/v3/objects/contacts/101", {"properties": {"email": "evil@x.io"}},
+     [("update_contact", {"contact_id": "101", "email": None, "properties": {"email": "evil@x.io"}})]),
+    ("PATCH", "/crm/v3/objects/0-1/jane%40acme.com?idProperty=email", {"properties": {"phone": "1"}},
+     [("update_contact", {"contact_id": None, "email": "jane@acme.com", "properties": {"phone": "1"}})]),
+    ("PATCH", "/crm/v3/objects/contacts/ext-1?idProperty=external_id", {"properties": {}},
+     [("update_contact", {"contact_id": None, "email": None, "properties": {}, "id_property": "external_id",
+                          "id": "ext-1"})]),
+    ("POST", "/crm/v3/objects/contacts/batch/update",
+     {"inputs": [{"id": "101", "properties": {"phone": "1"}},
+                 {"id": "a@x.io", "idProperty": "email", "properties": {"firstname": "A"}}]},
+     [("update_contact", {"contact_id": "101", "email": None, "properties": {"phone": "1"}}),
+      ("update_contact", {"contact_id": None, "email": "a@x.io", "properties": {"firstname": "A"}})]),
     ("GET", "/crm/v3/objects/contacts/101", None, [("get_contact", {"contact_id": "101", "email": None})]),
     ("GET", "/crm/v3/objects/contacts/jane%40acme.com?idProperty=email", None,
      [("get_contact", {"contact_id": None, "email": "jane@acme.com"})]),
@@ -60,29 +107,29 @@ CASES = [
      [("get_contact", {"contact_id": "1", "email": None}), ("get_contact", {"contact_id": "2", "email": None})]),
     ("POST", "/crm/v3/objects/contacts/batch/read", {"idProperty": "email", "inputs": [{"id": "j@a.com"}]},
      [("get_contact", {"contact_id": None, "email": "j@a.com"})]),
-    ("PATCH", "/crm/v3/objects/contacts/101", CONTACT,
-     [("unknown", {"method": "PATCH", "path": "/crm/v3/objects/contacts/101"})]),
     ("DELETE", "/crm/v3/objects/contacts/101", None,
      [("unknown", {"method": "DELETE", "path": "/crm/v3/objects/contacts/101"})]),
-    ("POST", "/crm/v3/objects/contacts/batch/update", {"inputs": []},
-     [("unknown", {"method": "POST", "path": "/crm/v3/objects/contacts/batch/update"})]),
     # --- legacy contacts
     ("POST", "/contacts/v1/contact", {"properties": [{"property": "email", "value": "jane@acme.com"},
                                                      {"property": "firstname", "value": "Jane"}]},
      [("create_contact", JANE)]),
     ("POST", "/contacts/v1/contact/createOrUpdate/email/jane@acme.com",
      {"properties": [{"property": "firstname", "value": "Jane"}]},
-     [("create_contact", {"email": "jane@acme.com", "properties": {"firstname": "Jane"}})]),
-    ("POST", "/contacts/v1/contact/createOrUpdate/email/jane%40acme.com", {},
-     [("create_contact", {"email": "jane@acme.com", "properties": {}})]),
+     [("update_contact", {"contact_id": "101", "email": "jane@acme.com", "properties": {"firstname": "Jane"}})]),
+    ("POST", "/contacts/v1/contact/createOrUpdate/email/new%40acme.com", {},
+     [("create_contact", {"email": "new@acme.com", "properties": {}})]),
     ("POST", "/contacts/v1/contact/batch",
-     [{"email": "a@x.io", "properties": [{"property": "firstname", "value": "A"}]}],
-     [("create_contact", {"email": "a@x.io", "properties": {"firstname": "A"}})]),
+     [{"email": "a@x.io", "properties": [{"property": "firstname", "value": "A"}]},
+      {"vid": 101, "properties": [{"property": "phone", "value": "1"}]}],
+     [("create_contact", {"email": "a@x.io", "properties": {"firstname": "A"}}),
+      ("update_contact", {"contact_id": "101", "email": "jane@acme.com", "properties": {"phone": "1"}})]),
     ("GET", "/contacts/v1/contact/vid/55/profile", None, [("get_contact", {"contact_id": "55", "email": None})]),
     ("GET", "/contacts/v1/contact/email/a@x.io/profile", None,
      [("get_contact", {"contact_id": None, "email": "a@x.io"})]),
-    ("POST", "/contacts/v1/contact/vid/55/profile", {"properties": []},
-     [("unknown", {"method": "POST", "path": "/contacts/v1/contact/vid/55/profile"})]),
+    ("POST", "/contacts/v1/contact/vid/55/profile", {"properties": [{"property": "email", "value": "e@x.io"}]},
+     [("update_contact", {"contact_id": "55", "email": None, "properties": {"email": "e@x.io"}})]),
+    ("POST", "/contacts/v1/contact/email/a%40x.io/profile", {"properties": []},
+     [("update_contact", {"contact_id": None, "email": "a@x.io", "properties": {}})]),
     # --- deals
     ("POST", "/crm/v3/objects/deals", {"properties": {"dealname": "D"}, "associations": [assoc("101", 3)]},
      [("create_deal", {"deal_id": None, "properties": {"dealname": "D"}, "contact_ids": ["101"]})]),
@@ -96,6 +143,8 @@ CASES = [
       ("update_deal", {"deal_id": "2", "properties": {"a": "2"}})]),
     ("POST", "/crm/v3/objects/deals/batch/upsert", {"inputs": [{"id": "9", "properties": {"a": "1"}}]},
      [("create_deal", {"deal_id": "9", "properties": {"a": "1"}, "contact_ids": []})]),
+    ("POST", "/crm/v3/objects/deals/batch/upsert", {"inputs": [{"id": "77", "properties": {"amount": "1"}}]},
+     [("update_deal", {"deal_id": "77", "properties": {"amount": "1"}})]),
     ("PUT", "/deals/v1/deal/77", {"properties": [{"name": "amount", "value": "5"}]},
      [("update_deal", {"deal_id": "77", "properties": {"amount": "5"}})]),
     ("POST", "/deals/v1/deal", {"properties": [{"name": "dealname", "value": "D"}],
@@ -276,3 +325,51 @@ def test_lookup_dials_upstream_directly_even_with_a_proxy_in_the_environment(mon
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+UPSERT = {"inputs": [{"idProperty": "email", "id": "jane@acme.com", "properties": {"phone": "1"}}]}
+
+
+def test_an_upsert_is_refused_when_hubspot_cannot_say_whether_its_target_exists(wire):
+    def down(object_type, key, id_property):
+        raise RuntimeError("HubSpot GET /crm/v3/objects/contacts/jane%40acme.com answered 503: unavailable")
+
+    wire._lookup = lambda call: down
+    with pytest.raises(Refusal) as refused:
+        wire.recognise(call("POST", "/crm/v3/objects/contacts/batch/upsert", UPSERT))
+    assert "cannot tell whether the upsert of contact 'jane@acme.com' updates an existing contact" in str(refused.value)
+    assert "503" in str(refused.value)
+
+
+@pytest.mark.parametrize(("target", "body"), [
+    ("/crm/v3/objects/contacts/batch/upsert?idProperty=hs_object_id", UPSERT),
+    ("/crm/v3/objects/contacts/batch/upsert", {"idProperty": "external_id", **UPSERT}),
+    ("/crm/v3/objects/contacts/batch/update?idProperty=email", {"inputs": [{"id": "1", "idProperty": "x"}]}),
+])
+def test_an_ambiguous_id_property_is_refused(wire, target, body):
+    with pytest.raises(Refusal, match="ambiguous idProperty"):
+        wire.recognise(call("POST", target, body))
+
+
+def test_only_upserts_are_recognised_off_the_event_loop(wire):
+    assert wire.recognition_may_block(call("POST", "/crm/v3/objects/contacts/batch/upsert", UPSERT))
+    assert wire.recognition_may_block(call("POST", "/contacts/v1/contact/createOrUpdate/email/a@x.io", {}))
+    assert wire.recognition_may_block(call("POST", "/contacts/v1/contact/batch", []))
+    assert not wire.recognition_may_block(call("POST", "/crm/v3/objects/contacts", CONTACT))
+    assert not wire.recognition_may_block(call("PATCH", "/crm/v3/objects/contacts/1", CONTACT))
+
+
+@responses.activate
+def test_upsert_lookup_asks_hubspot_by_the_named_property_with_the_forwarded_credential():
+    wire = HubSpotWire(Config(upstream="http://hubspot.test", token_env="T"), environ={"T": "ours"})
+    responses.get("http://hubspot.test/crm/v3/objects/contacts/jane%40acme.com",
+                  json={"id": "101", "properties": {"email": "jane@acme.com"}},
+                  match=[responses.matchers.header_matcher({"authorization": "Bearer ours"}),
+                         responses.matchers.query_param_matcher({"idProperty": "email", "properties": "email"})])
+    responses.get("http://hubspot.test/crm/v3/objects/contacts/404", status=404,
+                  json={"status": "error", "message": "Object not found", "category": "OBJECT_NOT_FOUND"})
+    actions = wire.recognise(call("POST", "/crm/v3/objects/contacts/batch/upsert", {"inputs": [
+        {"idProperty": "email", "id": "jane@acme.com", "properties": {"phone": "1"}},
+        {"id": "404", "properties": {"email": "n@x.io"}}]}))
+    assert [(a.action, a.payload.get("contact_id")) for a in actions] == [("update_contact", "101"),
+                                                                         ("create_contact", None)]

@@ -30,6 +30,23 @@ PUSH_TO_MAIN_CASES = [
     ("hubspot.create_contact", {"branch": "main"}, True, "not a git action"),
     (None, {"branch": "main"}, False, "push to refs/heads/main"),
     (None, {"base": "master"}, False, "merge into refs/heads/master"),
+    # fail closed: a move or merge whose branch cannot be told fails, whatever built the payload
+    ("github.push_commit", {"owner": "o", "repo": "r"}, False, "cannot tell which branch this push_commit moves"),
+    ("github.push_commit", {"branch": None, "ref_id": "REF_kwDO"}, False, "branch is missing"),
+    ("github.push_commit", {"branch": ""}, False, "branch is ''"),
+    ("github.push_commit", {"branch": "refs/heads/"}, False, "cannot tell which branch"),
+    ("github.create_branch", {"branch": ["main"]}, False, "branch is ['main']"),
+    ("github.delete_branch", {"branch": 7}, False, "branch is 7"),
+    ("github.merge_pr", {"number": 7}, False, "cannot tell which branch this merge writes to: base is missing"),
+    ("github.merge_pr", {"number": 7, "base": None, "pull_request_id": "PR_x"}, False, "base is missing"),
+    ("github.push_commit", {"branch": "heads/main"}, False, "push to refs/heads/main is forbidden"),
+    ("github.push_commit", {"branch": " main "}, False, "push to refs/heads/main is forbidden"),
+    ("github.push_commit", {"force": True}, False, "cannot tell which branch"),
+    ("github.push_commit", {"branch": "agent/x", "force": "yes"}, False, "cannot tell whether this is a force-push"),
+    ("github.push_tag", {"tag": "v1"}, True, "no protected branch touched"),
+    ("github.create_pr", {"head": "agent/x"}, True, "no protected branch touched"),
+    (None, {"email": "j@acme.com"}, True, "no protected branch touched"),
+    (None, {"branch": 5}, False, "cannot tell which branch"),
 ]
 
 

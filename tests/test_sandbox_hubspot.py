@@ -249,3 +249,38 @@ def test_stop_closes_idle_keep_alive_connections():
         server.stop()
         with pytest.raises(requests.ConnectionError):
             s.get(f"{url}/crm/v3/objects/contacts")
+
+
+def test_batch_upsert_updates_what_its_id_names_and_creates_the_rest(hubspot, session):
+    url = f"{hubspot.url}/crm/v3/objects/contacts"
+    jane = hubspot.add_contact("jane@acme.com", firstname="Jane")
+    upsert = session.post(f"{url}/batch/upsert", json={"inputs": [
+        {"id": jane, "properties": {"email": "taken-over@evil.io"}},                       # by object id
+        {"id": jane, "idProperty": "hs_object_id", "properties": {"phone": "1"}},
+        {"id": "999999", "properties": {"email": "fresh@acme.com"}},                       # no such id: created
+        {"id": "Other@Acme.com", "idProperty": "email", "properties": {"firstname": "O"}},  # no such email
+    ]})
+    assert upsert.status_code == 200, upsert.text
+    results = upsert.json()["results"]
+    assert [r["new"] for r in results] == [False, False, True, True]
+    assert results[0]["id"] == results[1]["id"] == jane and results[2]["id"] not in (jane, "999999")
+    assert hubspot.find_contact("jane@acme.com") is None  # overwritten in place
+    assert hubspot.find_contact("taken-over@evil.io")["properties"]["phone"] == "1"
+    assert hubspot.find_contact("other@acme.com")["properties"]["firstname"] == "O"
+
+
+def test_legacy_contact_updates_and_batch_create_or_update(hubspot, session):
+    jane = hubspot.add_contact("jane@acme.com")
+    legacy = f"{hubspot.url}/contacts/v1/contact"
+    by_vid = session.post(f"{legacy}/vid/{jane}/profile", json={"properties": [{"property": "phone", "value": "1"}]})
+    by_email = session.post(f"{legacy}/email/jane@acme.com/profile",
+                            json={"properties": [{"property": "firstname", "value": "J"}]})
+    assert by_vid.status_code == by_email.status_code == 204
+    assert session.post(f"{legacy}/vid/424242/profile", json={"properties": []}).status_code == 404
+    batch = session.post(f"{legacy}/batch", json=[
+        {"vid": int(jane), "properties": [{"property": "lastname", "value": "Doe"}]},
+        {"email": "new@acme.com", "properties": [{"property": "firstname", "value": "N"}]}])
+    assert batch.status_code == 202
+    properties = hubspot.find_contact("jane@acme.com")["properties"]
+    assert properties.items() >= {"phone": "1", "firstname": "J", "lastname": "Doe"}.items()
+    assert hubspot.find_contact("new@acme.com")["properties"]["firstname"] == "N"

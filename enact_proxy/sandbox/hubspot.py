@@ -239,6 +239,11 @@ class SandboxHubSpot(SandboxServer):
         legacy = re.match(r"^/contacts/v1/contact/createOrUpdate/email/(?P<email>[^/]+)$", path)
         if method == "POST" and legacy:
             return self._legacy_create_or_update(request, legacy["email"])
+        legacy_profile = re.match(r"^/contacts/v1/contact/(?P<kind>vid|email)/(?P<key>[^/]+)/profile$", path)
+        if method == "POST" and legacy_profile:
+            return self._legacy_update_profile(request, legacy_profile["kind"], legacy_profile["key"])
+        if method == "POST" and path == "/contacts/v1/contact/batch":
+            return self._legacy_batch(request)
         if method == "POST" and path == "/engagements/v1/engagements":
             return self._legacy_engagement(request)
         legacy_deal = re.match(r"^/deals/v1/deal/(?P<id>[^/]+)$", path)
@@ -359,10 +364,13 @@ class SandboxHubSpot(SandboxServer):
             try:
                 found = self._get(object_type, key, id_property)
             except HubSpotError:
-                if id_property:
+                # Not there: created, with the named unique property set to the id (hs_object_id is
+                # HubSpot's own and read-only: the new object gets a fresh id).
+                if id_property and id_property != "hs_object_id":
                     props.setdefault(id_property, key)
                 results.append({**self._create(object_type, props, []).to_json(), "new": True})
             else:
+                # There: updated in place, its email and every other property overwritten.
                 results.append({**self._update(found, props).to_json(), "new": False})
         return results
 
@@ -417,6 +425,33 @@ class SandboxHubSpot(SandboxServer):
             return json_response(200, {"vid": int(existing.id), "isNew": False})
         created = self._create("contacts", {**props, "email": email}, [])
         return json_response(200, {"vid": int(created.id), "isNew": True})
+
+    def _legacy_update_profile(self, request: Request, kind: str, key: str) -> Response:
+        props = self._legacy_properties(self._json(request), "property")
+        found = self._contact_by_email(key) if kind == "email" else self._objects["contacts"].get(key)
+        if found is None or found.archived:
+            raise HubSpotError(404, "OBJECT_NOT_FOUND", "contact does not exist")
+        self._update(found, props)
+        return Response(204)
+
+    def _legacy_batch(self, request: Request) -> Response:
+        """Create or update a group of contacts, each named by ``vid`` or ``email``."""
+        items = self._json(request)
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise HubSpotError(400, "VALIDATION_ERROR", "Invalid input JSON: expected a list of contacts")
+        for item in items:
+            props = self._legacy_properties(item, "property")
+            found = None
+            if item.get("vid") is not None:
+                found = self._objects["contacts"].get(str(item["vid"]))
+            elif item.get("email"):
+                found = self._contact_by_email(str(item["email"]))
+                props.setdefault("email", str(item["email"]))
+            if found is not None and not found.archived:
+                self._update(found, props)
+            else:
+                self._create("contacts", props, [])
+        return Response(202)
 
     def _legacy_engagement(self, request: Request) -> Response:
         body = self._json(request)

@@ -137,6 +137,88 @@ def test_legacy_v1_contact_route_is_recognised(sidecar: RunningSidecar, hubspot:
     assert len(writes(hubspot, "POST", "/contacts/v1/contact")) == 1
 
 
+def test_upsert_naming_an_existing_contact_is_an_update_and_refused_unless_allowed(
+        sidecar: RunningSidecar, hubspot: SandboxHubSpot) -> None:
+    """The issue's attack: an upsert that overwrites an existing contact's email, passed off as a create."""
+    jane = hubspot.add_contact("jane@acme.com", firstname="Jane")
+    client = agent(sidecar)
+    for body in ({"inputs": [{"idProperty": "email", "id": "JANE@acme.com", "properties": {"email": "x@evil.io"}}]},
+                 {"inputs": [{"id": jane, "properties": {"email": "x@evil.io"}}]},
+                 {"inputs": [{"id": jane, "idProperty": "hs_object_id", "properties": {"email": "x@evil.io"}}]}):
+        response = client.post(f"{CONTACTS}/batch/upsert", json=body, headers=AGENT_AUTH)
+        assert_hubspot_refusal(response, "hubspot.update_contact")
+        receipt = sidecar.receipt(response.headers["X-Enact-Receipt"])
+        assert receipt["action"] == "hubspot.update_contact" and receipt["decision"] == "BLOCK"
+        assert receipt["payload"]["contact_id"] == jane
+        assert receipt["payload"]["properties"] == {"email": "x@evil.io"}
+    patched = client.patch(f"{CONTACTS}/{jane}", json={"properties": {"email": "x@evil.io"}}, headers=AGENT_AUTH)
+    assert_hubspot_refusal(patched, "hubspot.update_contact")
+    batch = client.post(f"{CONTACTS}/batch/update", json={"inputs": [{"id": jane, "properties": {"phone": "1"}}]},
+                        headers=AGENT_AUTH)
+    assert_hubspot_refusal(batch, "hubspot.update_contact")
+    assert writes(hubspot) == []
+    assert hubspot.find_contact("jane@acme.com")["properties"]["firstname"] == "Jane"
+
+    # An upsert of an email nobody has is a create, judged (and passed) as one.
+    fresh = client.post(f"{CONTACTS}/batch/upsert", headers=AGENT_AUTH,
+                        json={"inputs": [{"idProperty": "email", "id": "new@acme.com", "properties": {}}]})
+    assert fresh.status_code == 200, fresh.text
+    assert sidecar.receipt(fresh.headers["X-Enact-Receipt"])["action"] == "hubspot.create_contact"
+    assert hubspot.find_contact("new@acme.com") is not None
+
+
+def test_allowed_update_contact_passes_but_a_contractor_may_not_overwrite_an_email(
+        sidecar_factory: Callable[..., RunningSidecar], hubspot: SandboxHubSpot) -> None:
+    workflows = {"crm_upkeep": ["hubspot.update_contact", "hubspot.create_contact"]}
+    staff = sidecar_factory(systems={"hubspot": {"upstream": hubspot.url}}, workflows=workflows)
+    jane = hubspot.add_contact("jane@acme.com")
+    body = {"inputs": [{"idProperty": "email", "id": "jane@acme.com", "properties": {"lifecyclestage": "lead"}}]}
+    passed = agent(staff).post(f"{CONTACTS}/batch/upsert", json=body, headers=AGENT_AUTH)
+    assert passed.status_code == 200 and passed.headers["X-Enact-Decision"] == "PASS", passed.text
+    assert passed.json()["results"][0]["new"] is False
+    receipt = staff.receipt(passed.headers["X-Enact-Receipt"])
+    assert receipt["action"] == "hubspot.update_contact" and receipt["workflow"] == "crm_upkeep"
+    assert receipt["payload"] == {"contact_id": jane, "email": "jane@acme.com",
+                                  "properties": {"lifecyclestage": "lead"}}
+    assert hubspot.find_contact("jane@acme.com")["properties"]["lifecyclestage"] == "lead"
+
+    contractor = sidecar_factory(systems={"hubspot": {"upstream": hubspot.url}}, workflows=workflows,
+                                 roles=["sales_agent", "contractor"])
+    client = agent(contractor)
+    overwrite = client.post(f"{CONTACTS}/batch/upsert", headers=AGENT_AUTH, json={"inputs": [
+        {"idProperty": "email", "id": "jane@acme.com", "properties": {"email": "x@evil.io"}}]})
+    assert_hubspot_refusal(overwrite, "contractor_cannot_write_pii", "email")
+    legacy = client.post(f"{HUBSPOT}/contacts/v1/contact/createOrUpdate/email/jane@acme.com", headers=AGENT_AUTH,
+                         json={"properties": [{"property": "phone", "value": "+49 1"}]})
+    assert_hubspot_refusal(legacy, "contractor_cannot_write_pii", "phone")
+    harmless = client.patch(f"{CONTACTS}/jane%40acme.com?idProperty=email", headers=AGENT_AUTH,
+                            json={"properties": {"lifecyclestage": "customer"}})
+    assert harmless.status_code == 200, harmless.text
+    assert hubspot.find_contact("jane@acme.com")["properties"]["lifecyclestage"] == "customer"
+    assert hubspot.find_contact("x@evil.io") is None
+
+
+class _ReadsFail(SandboxHubSpot):
+    def handle(self, request: Any) -> Any:
+        if request.method == "GET":
+            from enact_proxy.sandbox._http import json_response
+            return json_response(503, {"status": "error", "message": "unavailable", "category": "INTERNAL"})
+        return super().handle(request)
+
+
+def test_upsert_whose_target_cannot_be_looked_up_is_refused(sidecar_factory: Callable[..., RunningSidecar]) -> None:
+    with _ReadsFail() as upstream:
+        upstream.add_contact("jane@acme.com")
+        sidecar = sidecar_factory(systems={"hubspot": {"upstream": upstream.url}},
+                                  workflows={"all": ["hubspot.create_contact", "hubspot.update_contact"]})
+        response = agent(sidecar).post(f"{CONTACTS}/batch/upsert", headers=AGENT_AUTH, json={
+            "inputs": [{"idProperty": "email", "id": "jane@acme.com", "properties": {"email": "x@evil.io"}}]})
+        body = assert_hubspot_refusal(response, "cannot tell whether the upsert of contact 'jane@acme.com'")
+        assert "503" in body["message"]
+        assert writes(upstream) == []
+        assert sidecar.receipt(response.headers["X-Enact-Receipt"])["decision"] == "BLOCK"
+
+
 def test_unknown_hubspot_write_is_refused_by_default(sidecar: RunningSidecar, hubspot: SandboxHubSpot) -> None:
     contact_id = hubspot.add_contact("keep@acme.com")
     response = agent(sidecar).delete(f"{CONTACTS}/{contact_id}", headers=AGENT_AUTH)
