@@ -14,8 +14,14 @@ Recognised routes (after :mod:`enact_proxy.httpcall` normalisation), object type
 - tasks: ``POST`` base and ``batch/create`` -> ``create_task``; legacy ``POST /engagements/v1/engagements``
   of type ``TASK``.
 
-Everything else is ``unknown`` (refused unless a workflow names ``hubspot.unknown``): contact updates
-and deletes, the legacy ``vid/{vid}/profile`` update, reads of deals and tasks, associations.
+- also ``/crm/objects/v3/`` and beta-dated ``/crm/objects/2026-09-beta/``; tasks ``batch/upsert`` ->
+  ``create_task``; legacy ``POST /deals/v1/batch-async/update`` -> ``update_deal`` per item.
+
+Every other operation documented in HubSpot's spec collection (or a legacy route listed in
+``scripts/gen_routes.py``) is a named action, reads included: ``hubspot.<method>-<versionless path>``
+(``hubspot.post-/crm/objects/notes``, see :mod:`connectors._routes`). A semantic route (contact or deal
+create/update, task create) this recogniser cannot read, and anything undocumented, is ``unknown``
+(refused unless a workflow names ``hubspot.unknown``).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Any, ClassVar
 import requests
 from pydantic import BaseModel, ConfigDict
 
+from connectors import _routes
 from connectors.base import (
     HttpAnswer,
     HttpCall,
@@ -45,7 +52,10 @@ from connectors.base import (
 from enact_proxy.models import ActionRequest, RequestSummary
 
 SYSTEM = "hubspot"
-ACTIONS = frozenset({"create_contact", "get_contact", "create_deal", "update_deal", "create_task"})
+SEMANTIC_ACTIONS = frozenset({"create_contact", "get_contact", "create_deal", "update_deal", "create_task"})
+# Every other documented operation, reads included, is a named action (connectors/_routes.py):
+# ``post-/crm/objects/notes`` for POST /crm/v3/objects/notes, /crm/objects/2026-03/notes ...
+ACTIONS = SEMANTIC_ACTIONS | _routes.table(SYSTEM).names
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 TASK_TO_CONTACT = 204
@@ -65,7 +75,7 @@ _OBJECT_TYPES = {
     "task": "tasks",
     "0-27": "tasks",
 }
-_V3_PREFIX = re.compile(r"^/crm/(?:v3/objects|objects/\d{4}-\d{2})/(?P<rest>.+)$")
+_V3_PREFIX = re.compile(r"^/crm/(?:v3/objects|objects/(?:v3|\d{4}-\d{2}(?:-beta)?))/(?P<rest>.+)$")
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -225,6 +235,8 @@ class Wire:
     def recognise(self, call: HttpCall) -> list[ActionRequest]:
         summary = RequestSummary(method=call.method, host=call.host, path=call.path)
         found = _recognise(call)
+        if not found:  # a documented operation by name (never a semantic route), else unknown
+            found = _routes.fallback(SYSTEM, call, [_routes.hubspot_object_path(call.path)])
         if not found:
             found = [("unknown", {"method": call.method, "path": call.path})]
         return [ActionRequest(system=SYSTEM, action=a, payload=p, request=summary) for a, p in found]
@@ -283,6 +295,8 @@ def _recognise(call: HttpCall) -> Found:
         return _recognise_legacy_contact(call, segments[3:])
     if segments[:3] == ["deals", "v1", "deal"]:
         return _recognise_legacy_deal(call, segments[3:])
+    if segments == ["deals", "v1", "batch-async", "update"] and method == "POST":
+        return _recognise_legacy_deal_batch(call)
     if segments == ["engagements", "v1", "engagements"] and method == "POST":
         return _recognise_legacy_engagement(call)
     return []
@@ -338,7 +352,7 @@ def _recognise_v3(call: HttpCall, object_type: str, rest: list[str]) -> Found:
                 for item in _inputs(json_object(call))
             ]
         return []
-    if method == "POST" and (not rest or rest == ["batch", "create"]):
+    if method == "POST" and (not rest or rest in (["batch", "create"], ["batch", "upsert"])):
         items = [json_object(call)] if not rest else _inputs(json_object(call))
         return [
             (
@@ -388,6 +402,15 @@ def _recognise_legacy_deal(call: HttpCall, rest: list[str]) -> Found:
         body = json_object(call)
         return [("update_deal", {"deal_id": rest[0], "properties": _properties(body.get("properties"))})]
     return []
+
+
+def _recognise_legacy_deal_batch(call: HttpCall) -> Found:
+    """``POST /deals/v1/batch-async/update``: ``[{"objectId": id, "properties": [{name, value}]}]``."""
+    items = json_value(call)
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise Refusal("body is not a JSON list of deals")
+    return [("update_deal", {"deal_id": _text(item.get("objectId")), "properties": _properties(item.get("properties"))})
+            for item in items]
 
 
 def _recognise_legacy_engagement(call: HttpCall) -> Found:

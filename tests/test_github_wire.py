@@ -103,12 +103,14 @@ REST = [
      [("push_commit", {"owner": "fork", "repo": "demo", "branch": "agent/x", "files": None, "force": False,
                        "number": 7})]),
     ("POST", "/repos/octo/demo/issues", {"title": "Bug"}, [("create_issue", R(title="Bug"))]),
-    # anything else
-    ("POST", "/repos/octo/demo/git/trees", {"tree": []},
-     [("unknown", {"method": "POST", "path": "/repos/octo/demo/git/trees"})]),
+    # every other documented write: named after its operationId (connectors/routes/github.json)
+    ("POST", "/repos/Octo/demo/git/trees", {"tree": []}, [("git/create-tree", R(tree=[]))]),
     ("PATCH", "/repos/octo/demo/pulls/7", {"base": "main"},
-     [("unknown", {"method": "PATCH", "path": "/repos/octo/demo/pulls/7"})]),
-    ("POST", "/user/repos", {"name": "x"}, [("unknown", {"method": "POST", "path": "/user/repos"})]),
+     [("pulls/update", R(pull_number="7", base="main"))]),
+    ("POST", "/user/repos", {"name": "x"}, [("repos/create-for-authenticated-user", {"name": "x"})]),
+    # anything else
+    ("POST", "/repos/octo/demo/no-such-thing", {},
+     [("unknown", {"method": "POST", "path": "/repos/octo/demo/no-such-thing"})]),
     ("OPTIONS", "/repos/octo/demo", None, [("unknown", {"method": "OPTIONS", "path": "/repos/octo/demo"})]),
     ("POST", "/repositories/abc/issues", {"title": "x"},
      [("unknown", {"method": "POST", "path": "/repositories/abc/issues"})]),
