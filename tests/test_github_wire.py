@@ -245,6 +245,9 @@ GRAPHQL = [
                    enablePullRequestAutoMerge(input: {pullRequestId: "PR_8"}) { clientMutationId } }""", None,
      [("merge_pr", {**OD, "number": 7, "base": "main", "head": "agent/x", "pull_request_id": "PR_7"}),
       ("merge_pr", {**OD, "number": 8, "base": "release", "head": "agent/y", "pull_request_id": "PR_8"})]),
+    # the merge queue: a PR enqueued is merged into its base
+    ("""mutation { enqueuePullRequest(input: {pullRequestId: "PR_7", jump: true}) { clientMutationId } }""", None,
+     [("merge_pr", {**OD, "number": 7, "base": "main", "head": "agent/x", "pull_request_id": "PR_7"})]),
     ("""mutation { mergeBranch(input: {repositoryId: "R_1", base: "main", head: "dev"}) { clientMutationId } }""",
      None,
      [("push_commit", {**OD, "branch": "main", "files": None, "force": False, "head": "dev",
