@@ -48,7 +48,7 @@ VERSION_SEGMENT = re.compile(r"^(v\d+|\d{4}-\d{2}(-beta)?)$")
 # Path parameters whose value may contain "/" (after percent-decoding a %2F is a separator).
 MULTI_SEGMENT_PARAMS = frozenset({
     "path", "ref", "branch", "basehead", "name", "dir", "tag", "tag_name", "environment_name",
-    "workflow_id", "file_path", "email", "contact_email", "contactEmail",
+    "workflow_id", "file_path", "package_name", "email", "contact_email", "emailAddress", "folderPath",
 })
 
 # HubSpot's standard object type ids (developers.hubspot.com "Using the object APIs") mapped to the
