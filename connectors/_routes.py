@@ -38,7 +38,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from connectors.base import HttpCall, json_value
+from connectors.base import HttpCall, Refusal, json_value
 
 ROUTES_DIR = Path(__file__).resolve().parent / "routes"
 MAX_SEGMENTS = 64
@@ -282,9 +282,10 @@ def fallback(system: str, call: HttpCall, paths: Iterable[str],
 def route_payload(call: HttpCall, found: Match, lower: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Path parameters (named as in the matched template) and the JSON body's fields.
 
-    The body's top-level fields sit beside the parameters (so policies see ``properties`` as they do
-    for semantic actions); a body that is not an object, or one with a field named like a path
-    parameter, is kept whole under ``body`` instead. An operation that takes no JSON (an upload, a
+    The body's top-level fields sit beside the parameters, so policies see every field (``properties``
+    as for semantic actions); a field named like a path parameter (GitHub's variable rename sends
+    ``name``) is kept as ``body.<field>``, and a body that is not a JSON object as ``body``. A request
+    whose fields would land on one key twice is refused. An operation that takes no JSON (an upload, a
     form post) records ``content_type`` and ``body_bytes``, never the bytes.
     """
     payload: dict[str, Any] = {k: v.lower() if k in lower else v for k, v in found.params.items()}
@@ -293,8 +294,10 @@ def route_payload(call: HttpCall, found: Match, lower: frozenset[str] = frozense
         payload["body_bytes"] = len(call.body)
         return payload
     body = json_value(call)
-    if isinstance(body, dict) and not (body.keys() & payload.keys()):
-        payload.update(body)
-    elif body != {}:
-        payload["body"] = body
+    fields = body.items() if isinstance(body, dict) else [] if body == {} else [("body", body)]
+    for key, value in fields:
+        target = f"body.{key}" if key in found.params else key
+        if target in payload:
+            raise Refusal(f"body field {key!r} cannot be told apart from another field or path parameter")
+        payload[target] = value
     return payload

@@ -225,11 +225,30 @@ def test_github_named_body_must_be_json(github_wire):
         github_wire.recognise(call("POST", "api.github.com", "/repos/o/r/issues/7/comments", raw=b"{nope"))
 
 
-def test_a_body_field_named_like_a_parameter_is_kept_whole(github_wire):
-    (action,) = github_wire.recognise(call("POST", "api.github.com", "/repos/octo/demo/issues/7/comments",
-                                           {"owner": "evil", "body": "hi"}))
-    assert action.payload == {"owner": "octo", "repo": "demo", "issue_number": "7",
-                              "body": {"owner": "evil", "body": "hi"}}
+def test_a_body_field_named_like_a_parameter_is_kept_apart(github_wire):
+    (action,) = github_wire.recognise(call("PATCH", "api.github.com", "/repos/octo/demo/actions/variables/OLD",
+                                           {"name": "NEW", "value": "1"}))
+    assert action.action == "actions/update-repo-variable"
+    assert action.payload == {"owner": "octo", "repo": "demo", "name": "OLD", "body.name": "NEW", "value": "1"}
+
+
+def test_a_body_field_hidden_behind_a_parameter_name_still_shows_its_properties(hubspot_wire):
+    body = {"companyId": "x", "properties": {"phone": "555"}}
+    (action,) = hubspot_wire.recognise(call("PATCH", "api.hubapi.com", "/crm/v3/objects/companies/7", body))
+    assert action.payload == {"companyId": "7", "body.companyId": "x", "properties": {"phone": "555"}}
+
+
+@pytest.mark.parametrize("body", [{"name": "a", "body.name": "b"}, {"body.name": "b", "name": "a"}])
+def test_fields_that_would_share_a_key_are_refused(github_wire, body):
+    with pytest.raises(Refusal, match="cannot be told apart"):
+        github_wire.recognise(call("PATCH", "api.github.com", "/repos/octo/demo/actions/variables/OLD", body))
+
+
+def test_a_json_body_that_is_not_an_object(github_wire):
+    (action,) = github_wire.recognise(call("POST", "api.github.com", "/repos/octo/demo/issues/7/labels",
+                                           ["bug", "p1"]))
+    assert action.action == "issues/add-labels"
+    assert action.payload == {"owner": "octo", "repo": "demo", "issue_number": "7", "body": ["bug", "p1"]}
 
 
 # --- HubSpot --------------------------------------------------------------------------------------
