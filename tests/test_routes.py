@@ -25,6 +25,8 @@ from connectors.github import Wire as GitHubWire
 from connectors.hubspot import Config as HubSpotConfig
 from connectors.hubspot import Wire as HubSpotWire
 from enact_proxy.httpcall import build_call
+from policies.access import contractor_cannot_write_pii
+from tests.conftest import make_context
 
 LIMIT = 1024 * 1024
 API = "http://gh.test"
@@ -444,3 +446,16 @@ def test_hubspot_object_path():
     assert _routes.hubspot_object_path("/crm/objects/2026-03/Task") == "/crm/objects/2026-03/tasks"
     assert _routes.hubspot_object_path("/crm/v3/objects/2-123") == "/crm/v3/objects/2-123"
     assert _routes.hubspot_object_path("/crm/v3/objectsX/0-1") == "/crm/v3/objectsX/0-1"
+
+
+@pytest.mark.parametrize(("target", "body"), [
+    ("/crm/v3/objects/companies", {"properties": {"name": "Acme", "phone": "555"}}),
+    ("/crm/objects/2026-03/companies/batch/create", {"inputs": [{"properties": {"name": "A"}},
+                                                              {"properties": {"Phone": "555"}}]}),
+])
+def test_pii_policy_sees_the_properties_of_a_named_operation(hubspot_wire, target, body):
+    (action,) = hubspot_wire.recognise(call("POST", "api.hubapi.com", target, body))
+    policy = contractor_cannot_write_pii(pii_fields=["phone"])
+    ctx = make_context(f"hubspot.{action.action}", action.payload, roles=("contractor",))
+    result = policy(ctx)
+    assert not result.passed and "phone" in result.reason.lower()
