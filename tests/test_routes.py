@@ -459,3 +459,27 @@ def test_pii_policy_sees_the_properties_of_a_named_operation(hubspot_wire, targe
     ctx = make_context(f"hubspot.{action.action}", action.payload, roles=("contractor",))
     result = policy(ctx)
     assert not result.passed and "phone" in result.reason.lower()
+
+
+@pytest.mark.parametrize("system", ["github", "hubspot"])
+def test_no_spelling_of_a_semantic_route_is_a_named_action(system):
+    """Upper-casing any literal segment of a semantic route (a router that ignored case would still
+    run it) never reaches a named operation: the request stays unknown."""
+    routes = _routes.table(system)
+    checked = 0
+    for route in routes.routes:
+        if not route.semantic:
+            continue
+        segments = route.template.strip("/").split("/")
+        for i, segment in enumerate(segments):
+            if segment.startswith("{") or segment.upper() == segment:
+                continue
+            variant = "/" + "/".join(
+                s.upper() if j == i else ("x7" if s.startswith("{") else s) for j, s in enumerate(segments))
+            if system == "hubspot":
+                variant = _routes.hubspot_object_path(variant)
+            found = routes.match(route.method, variant)
+            semantic = routes.semantic_match(route.method, variant)
+            assert found is None or semantic is not None, (route.template, variant, found.route.action)
+            checked += 1
+    assert checked > 20
