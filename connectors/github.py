@@ -14,7 +14,11 @@ are lower-cased in every payload. Decisions a reader may look for:
 - A ref update through the git data API or GraphQL does not say which files changed: ``files`` is None.
 - GraphQL names repositories and refs by opaque node ids; payloads carry them (``ref_id``,
   ``repository_id``, ``pull_request_id``) with ``owner``/``repo``/``branch`` None when unknown.
-- ``POST .../git/blobs|trees|commits`` create unreachable objects and are ``unknown``.
+- ``POST .../git/blobs|trees|commits`` create unreachable objects: named actions (``git/create-blob``).
+- ``PUT .../pulls/{n}/merge-async`` is ``merge_pr`` like ``.../merge``; ``POST .../code-scanning/alerts/{n}/
+  autofix/commits`` commits onto ``target_ref``: ``push_commit``.
+- Every other documented write is a named action, ``github.<operationId>`` (``github.issues/create-comment``),
+  from ``connectors/routes/github.json`` (see :mod:`connectors._routes`); what matches no route is ``unknown``.
 - ``POST .../git-receive-pack`` goes to :attr:`Wire.git_push_recogniser` (the git-push engineer's
   parser) and its refusal to :attr:`Wire.git_push_refuser`.
 """
@@ -32,7 +36,7 @@ from urllib.parse import quote
 import requests
 from pydantic import BaseModel, ConfigDict
 
-from connectors import graphql_ops
+from connectors import _routes, graphql_ops
 from connectors.base import (
     HttpAnswer,
     HttpCall,
@@ -46,9 +50,11 @@ from connectors.base import (
 from enact_proxy.models import ActionRequest, RequestSummary
 
 SYSTEM = "github"
-ACTIONS = frozenset(
+SEMANTIC_ACTIONS = frozenset(
     {"read", "create_branch", "push_commit", "delete_branch", "push_tag", "create_pr", "merge_pr", "create_issue"}
 )
+# Every other documented write operation is a named action: its operationId (connectors/_routes.py).
+ACTIONS = SEMANTIC_ACTIONS | _routes.table(SYSTEM).names
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_GIT_URL = "https://github.com"
@@ -416,8 +422,14 @@ class Wire:
         if call.method in _READ_METHODS:
             return [("read", {"owner": owner, "repo": repo, "path": path})]
         if owner is None or repo is None:
-            return []
-        return self._recognise_repo_write(call, owner, repo, rest)
+            return _routes.fallback(SYSTEM, call, [path], _LOWER_PARAMS)
+        found = self._recognise_repo_write(call, owner, repo, rest)
+        if found:
+            return found
+        # The fallback: a documented operation by its operationId (never one of the semantic routes
+        # above). /repositories/{id}/... is tried as documented, then as its /repos/{o}/{r}/... alias.
+        paths = [path] if segments[0] == "repos" else [path, "/".join(["", "repos", owner, repo, *rest])]
+        return _routes.fallback(SYSTEM, call, paths, _LOWER_PARAMS)
 
     def _recognise_repo_write(self, call: HttpCall, owner: str, repo: str, rest: list[str]) -> list[Found]:
         method = call.method
@@ -470,7 +482,7 @@ class Wire:
             return [("create_pr", payload)]
         if len(rest) == 3 and rest[0] == "pulls" and rest[1].isdigit() and method == "PUT":
             number = int(rest[1])
-            if rest[2] == "merge":
+            if rest[2] in ("merge", "merge-async"):  # merge-async: the same merge, answered 202
                 json_object(call)
                 pull = self._pull(call, owner, repo, number)
                 return [("merge_pr", {**where, "number": number, "base": pull["base"], "head": pull["head"]})]
@@ -481,6 +493,11 @@ class Wire:
                                          "branch": pull["head"], "files": None, "force": False,
                                          "number": number})]
             return []
+        if (len(rest) == 5 and rest[:2] == ["code-scanning", "alerts"] and rest[3:] == ["autofix", "commits"]
+                and method == "POST"):
+            body = json_object(call)  # commits the autofix onto target_ref
+            return [("push_commit", {**where, "branch": _existing_branch(body.get("target_ref")), "files": None,
+                                     "force": False, "alert_number": rest[2]})]
         if rest == ["issues"] and method == "POST":
             body = json_object(call)
             return [("create_issue", {**where, "title": body.get("title")})]
@@ -582,6 +599,7 @@ def _recognise_graphql(call: HttpCall) -> list[Found]:
 
 
 _NODE_KEYS = ("repository_id", "ref_id", "pull_request_id")
+_LOWER_PARAMS = frozenset({"owner", "repo"})  # case-insensitive on GitHub, lower-cased in every payload
 
 
 def _node(nodes: Mapping[str, dict[str, Any] | None], node_id: str, typename: str) -> dict[str, Any]:

@@ -231,6 +231,7 @@ _HANDLERS: dict[str, Callable[[dict[str, Any]], list[Found]]] = {
     "createCommitOnBranch": _create_commit_on_branch,
     "mergePullRequest": _merge_pull_request,
     "enablePullRequestAutoMerge": _merge_pull_request,
+    "enqueuePullRequest": _merge_pull_request,  # the merge queue merges it into its base
     "mergeBranch": _merge_branch,
     "updatePullRequestBranch": _update_pull_request_branch,
     "createPullRequest": _create_pull_request,

@@ -29,8 +29,14 @@ Recognised routes (after :mod:`enact_proxy.httpcall` normalisation), object type
 writes is ``properties.email``) and ``properties``; ``id_property`` only when a contact is named by a
 unique property other than ``email`` / ``hs_object_id``.
 
-Everything else is ``unknown`` (refused unless a workflow names ``hubspot.unknown``): contact deletes,
-reads of deals and tasks, associations.
+- also ``/crm/objects/v3/`` and beta-dated ``/crm/objects/2026-09-beta/``; tasks ``batch/upsert`` ->
+  ``create_task``; legacy ``POST /deals/v1/batch-async/update`` -> ``update_deal`` per item.
+
+Every other operation documented in HubSpot's spec collection (or a legacy route listed in
+``scripts/gen_routes.py``) is a named action, reads included: ``hubspot.<method>-<versionless path>``
+(``hubspot.post-/crm/objects/notes``, see :mod:`connectors._routes`). A semantic route (contact or deal
+create/update, task create) this recogniser cannot read, and anything undocumented, is ``unknown``
+(refused unless a workflow names ``hubspot.unknown``).
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from typing import Any, ClassVar
 import requests
 from pydantic import BaseModel, ConfigDict
 
+from connectors import _routes
 from connectors.base import (
     HttpAnswer,
     HttpCall,
@@ -60,9 +67,12 @@ from connectors.base import (
 from enact_proxy.models import ActionRequest, RequestSummary
 
 SYSTEM = "hubspot"
-ACTIONS = frozenset(
+SEMANTIC_ACTIONS = frozenset(
     {"create_contact", "get_contact", "update_contact", "create_deal", "update_deal", "create_task"}
 )
+# Every other documented operation, reads included, is a named action (connectors/_routes.py):
+# ``post-/crm/objects/notes`` for POST /crm/v3/objects/notes, /crm/objects/2026-03/notes ...
+ACTIONS = SEMANTIC_ACTIONS | _routes.table(SYSTEM).names
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 TASK_TO_CONTACT = 204
@@ -82,7 +92,7 @@ _OBJECT_TYPES = {
     "task": "tasks",
     "0-27": "tasks",
 }
-_V3_PREFIX = re.compile(r"^/crm/(?:v3/objects|objects/\d{4}-\d{2})/(?P<rest>.+)$")
+_V3_PREFIX = re.compile(r"^/crm/(?:v3/objects|objects/(?:v3|\d{4}-\d{2}(?:-beta)?))/(?P<rest>.+)$")
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # HubSpot's error categories for the statuses Enact answers with itself.
 _CATEGORIES = {400: "VALIDATION_ERROR", 413: "PAYLOAD_TOO_LARGE"}
@@ -269,6 +279,8 @@ class Wire:
         found = _recognise(call)
         if any(action == _UPSERT for action, _ in found):
             found = resolve_upserts(found, self._lookup(call))
+        if not found:  # a documented operation by name (never a semantic route), else unknown
+            found = _routes.fallback(SYSTEM, call, [_routes.hubspot_object_path(call.path)])
         if not found:
             found = [("unknown", {"method": call.method, "path": call.path})]
         return [ActionRequest(system=SYSTEM, action=a, payload=p, request=summary) for a, p in found]
@@ -340,6 +352,8 @@ def _recognise(call: HttpCall) -> Found:
         return _recognise_legacy_contact(call, segments[3:])
     if segments[:3] == ["deals", "v1", "deal"]:
         return _recognise_legacy_deal(call, segments[3:])
+    if segments == ["deals", "v1", "batch-async", "update"] and method == "POST":
+        return _recognise_legacy_deal_batch(call)
     if segments == ["engagements", "v1", "engagements"] and method == "POST":
         return _recognise_legacy_engagement(call)
     return []
@@ -400,7 +414,7 @@ def _recognise_v3(call: HttpCall, object_type: str, rest: list[str]) -> Found:
                 for item in _inputs(json_object(call))
             ]
         return []
-    if method == "POST" and (not rest or rest == ["batch", "create"]):
+    if method == "POST" and (not rest or rest in (["batch", "create"], ["batch", "upsert"])):
         items = [json_object(call)] if not rest else _inputs(json_object(call))
         return [
             (
@@ -460,6 +474,15 @@ def _recognise_legacy_deal(call: HttpCall, rest: list[str]) -> Found:
         body = json_object(call)
         return [("update_deal", {"deal_id": rest[0], "properties": _properties(body.get("properties"))})]
     return []
+
+
+def _recognise_legacy_deal_batch(call: HttpCall) -> Found:
+    """``POST /deals/v1/batch-async/update``: ``[{"objectId": id, "properties": [{name, value}]}]``."""
+    items = json_value(call)
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise Refusal("body is not a JSON list of deals")
+    return [("update_deal", {"deal_id": _text(item.get("objectId")), "properties": _properties(item.get("properties"))})
+            for item in items]
 
 
 def _recognise_legacy_engagement(call: HttpCall) -> Found:

@@ -204,9 +204,8 @@ def _workflows(raw: ConfigFile, systems: dict[str, Any], lines: _LineFinder,
             system, _, action = full.partition(".")
             if system not in available:
                 errors.append(lines.say(where, f"unknown system {system!r} in action {full!r}"))
-            elif action not in available[system].ACTIONS and action != "unknown":
-                errors.append(lines.say(where, f"unknown action {full!r}; {system} has "
-                                               f"{sorted(available[system].ACTIONS)}"))
+            elif action not in connectors.actions(system):
+                errors.append(lines.say(where, f"unknown action {full!r}; {connectors.suggest(system, action)}"))
             elif system not in systems:
                 errors.append(lines.say(where, f"action {full!r} needs systems.{system} to be configured"))
         out[name] = frozenset(actions)

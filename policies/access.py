@@ -45,6 +45,11 @@ def _written_fields(payload: dict[str, Any], action: str | None = None) -> Itera
         fields = payload.get(nested)
         if isinstance(fields, dict):
             yield from fields.keys()
+    # A named HubSpot batch operation (post-/crm/objects/companies/batch/create) keeps its inputs whole.
+    inputs = payload.get("inputs")
+    for item in inputs if isinstance(inputs, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("properties"), dict):
+            yield from item["properties"].keys()
     columns = payload.get("columns")
     if isinstance(columns, (list, tuple)):
         yield from (c for c in columns if isinstance(c, str))

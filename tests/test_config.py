@@ -141,3 +141,56 @@ def test_the_shipped_example_config_is_valid() -> None:
     config = load_config(Path(__file__).resolve().parents[1] / "enact.example.yaml")
     assert set(config.systems) == {"hubspot", "github", "postgres"}
     assert len(config.policies) == 9
+
+
+# --- generated action names (connectors/routes): allowed by name, typos answered with the nearest ---
+
+_ROUTES_CONFIG = """version: 1
+actor: {{email: a@b.c}}
+systems: {{hubspot: {{}}, github: {{}}}}
+workflows:
+  w:
+    - {action}
+"""
+
+
+@pytest.mark.parametrize("action", [
+    "github.issues/create-comment", "github.issues/add-labels", "github.merge_pr", "github.unknown",
+    "hubspot.post-/crm/objects/notes", "hubspot.patch-/crm/objects/notes/*", "hubspot.get-/crm/objects/deals/*",
+    "hubspot.post-/engagements/engagements",
+])
+def test_a_workflow_may_name_a_documented_operation(tmp_path, action):
+    path = tmp_path / "enact.yaml"
+    path.write_text(_ROUTES_CONFIG.format(action=action))
+    assert load_config(path).workflows["w"] == frozenset({action})
+
+
+@pytest.mark.parametrize(("action", "needles"), [
+    ("github.issues/create-coment", ["unknown action 'github.issues/create-coment'",
+                                     "did you mean github.issues/create-comment"]),
+    ("github.pulls/merge", ["always recognised as github.merge_pr"]),
+    ("github.repos/rename-branch", ["github.delete_branch and github.create_branch"]),
+    ("hubspot.post-/crm/objects/note", ["did you mean hubspot.post-/crm/objects/notes"]),
+    ("hubspot.post-/crm/objects/contacts", ["always recognised as hubspot.create_contact"]),
+    ("'hubspot.POST /crm/v3/objects/notes'", ["that route is the action hubspot.post-/crm/objects/notes"]),
+    ("'github.POST /repos/{owner}/{repo}/issues/{issue_number}/comments'",
+     ["that route is the action github.issues/create-comment"]),
+    ("hubspot.delete_everything", ["no hubspot action is named like it", "create_contact"]),
+])
+def test_an_unknown_action_names_the_nearest(tmp_path, action, needles):
+    path = tmp_path / "enact.yaml"
+    path.write_text(_ROUTES_CONFIG.format(action=action))
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    (error,) = raised.value.errors
+    assert "line 6: workflows.w.0" in error
+    for needle in needles:
+        assert needle in error
+    assert len(error) < 400  # suggestions, not the list of 1,900 names
+
+
+def test_check_suggests_the_nearest_name(tmp_path, capsys):
+    path = tmp_path / "enact.yaml"
+    path.write_text(_ROUTES_CONFIG.format(action="github.issues/create_comment"))
+    assert main(["check", "--config", str(path)]) == 1
+    assert "did you mean github.issues/create-comment" in capsys.readouterr().err

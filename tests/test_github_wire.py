@@ -103,12 +103,14 @@ REST = [
      [("push_commit", {"owner": "fork", "repo": "demo", "branch": "agent/x", "files": None, "force": False,
                        "number": 7})]),
     ("POST", "/repos/octo/demo/issues", {"title": "Bug"}, [("create_issue", R(title="Bug"))]),
-    # anything else
-    ("POST", "/repos/octo/demo/git/trees", {"tree": []},
-     [("unknown", {"method": "POST", "path": "/repos/octo/demo/git/trees"})]),
+    # every other documented write: named after its operationId (connectors/routes/github.json)
+    ("POST", "/repos/Octo/demo/git/trees", {"tree": []}, [("git/create-tree", R(tree=[]))]),
     ("PATCH", "/repos/octo/demo/pulls/7", {"base": "main"},
-     [("unknown", {"method": "PATCH", "path": "/repos/octo/demo/pulls/7"})]),
-    ("POST", "/user/repos", {"name": "x"}, [("unknown", {"method": "POST", "path": "/user/repos"})]),
+     [("pulls/update", R(pull_number="7", base="main"))]),
+    ("POST", "/user/repos", {"name": "x"}, [("repos/create-for-authenticated-user", {"name": "x"})]),
+    # anything else
+    ("POST", "/repos/octo/demo/no-such-thing", {},
+     [("unknown", {"method": "POST", "path": "/repos/octo/demo/no-such-thing"})]),
     ("OPTIONS", "/repos/octo/demo", None, [("unknown", {"method": "OPTIONS", "path": "/repos/octo/demo"})]),
     ("POST", "/repositories/abc/issues", {"title": "x"},
      [("unknown", {"method": "POST", "path": "/repositories/abc/issues"})]),
@@ -243,6 +245,9 @@ GRAPHQL = [
                    enablePullRequestAutoMerge(input: {pullRequestId: "PR_8"}) { clientMutationId } }""", None,
      [("merge_pr", {**OD, "number": 7, "base": "main", "head": "agent/x", "pull_request_id": "PR_7"}),
       ("merge_pr", {**OD, "number": 8, "base": "release", "head": "agent/y", "pull_request_id": "PR_8"})]),
+    # the merge queue: a PR enqueued is merged into its base
+    ("""mutation { enqueuePullRequest(input: {pullRequestId: "PR_7", jump: true}) { clientMutationId } }""", None,
+     [("merge_pr", {**OD, "number": 7, "base": "main", "head": "agent/x", "pull_request_id": "PR_7"})]),
     ("""mutation { mergeBranch(input: {repositoryId: "R_1", base: "main", head: "dev"}) { clientMutationId } }""",
      None,
      [("push_commit", {**OD, "branch": "main", "files": None, "force": False, "head": "dev",

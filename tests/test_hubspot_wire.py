@@ -108,7 +108,9 @@ CASES = [
     ("POST", "/crm/v3/objects/contacts/batch/read", {"idProperty": "email", "inputs": [{"id": "j@a.com"}]},
      [("get_contact", {"contact_id": None, "email": "j@a.com"})]),
     ("DELETE", "/crm/v3/objects/contacts/101", None,
-     [("unknown", {"method": "DELETE", "path": "/crm/v3/objects/contacts/101"})]),
+     [("delete-/crm/objects/contacts/*", {"contactId": "101"})]),
+    ("POST", "/crm/v3/objects/contacts/batch/update", {"inputs": []},
+     [("unknown", {"method": "POST", "path": "/crm/v3/objects/contacts/batch/update"})]),
     # --- legacy contacts
     ("POST", "/contacts/v1/contact", {"properties": [{"property": "email", "value": "jane@acme.com"},
                                                      {"property": "firstname", "value": "Jane"}]},
@@ -150,7 +152,7 @@ CASES = [
     ("POST", "/deals/v1/deal", {"properties": [{"name": "dealname", "value": "D"}],
                                 "associations": {"associatedVids": [101]}},
      [("create_deal", {"deal_id": None, "properties": {"dealname": "D"}, "contact_ids": ["101"]})]),
-    ("GET", "/crm/v3/objects/deals/77", None, [("unknown", {"method": "GET", "path": "/crm/v3/objects/deals/77"})]),
+    ("GET", "/crm/v3/objects/deals/77", None, [("get-/crm/objects/deals/*", {"dealId": "77"})]),
     # --- tasks
     ("POST", "/crm/v3/objects/tasks",
      {"properties": {"hs_timestamp": "2026-01-01T00:00:00Z"}, "associations": [assoc("101"), assoc("d1", 216)]},
@@ -167,10 +169,11 @@ CASES = [
      [("create_task", {"properties": {"subject": "Call", "status": "NOT_STARTED", "hs_timestamp": 1700000000000},
                        "contact_ids": ["101", "102"]})]),
     ("POST", "/engagements/v1/engagements", {"engagement": {"type": "NOTE"}, "metadata": {"body": "x"}},
-     [("unknown", {"method": "POST", "path": "/engagements/v1/engagements"})]),
+     [("post-/engagements/engagements", {"engagement": {"type": "NOTE"}, "metadata": {"body": "x"}})]),
     # --- anything else
     ("POST", "/crm/v3/objects/companies", {"properties": {}},
-     [("unknown", {"method": "POST", "path": "/crm/v3/objects/companies"})]),
+     [("post-/crm/objects/companies", {"properties": {}})]),
+    ("POST", "/crm/v3/no-such-thing", {}, [("unknown", {"method": "POST", "path": "/crm/v3/no-such-thing"})]),
     ("GET", "/", None, [("unknown", {"method": "GET", "path": "/"})]),
 ]
 

@@ -462,6 +462,9 @@ class _RepoApi:
             if found is None:
                 raise not_found()
             return json_response(200, found)
+        comments = re.match(r"^/issues/(\d+)/comments$", rest)
+        if comments and method == "POST":
+            return self._comment(int(comments[1]))
         if rest == "/merges" and method == "POST":
             return self._merges()
         raise not_found()
@@ -809,6 +812,26 @@ class _RepoApi:
         }
         self.repo.issues[number] = issue
         return json_response(201, issue, {"Location": issue["url"]})
+
+    def _comment(self, number: int) -> Response:
+        """``POST .../issues/{n}/comments``: the comment is kept on the issue under ``comments_list``."""
+        issue = self.repo.issues.get(number)
+        if issue is None:
+            raise not_found()
+        body = self.sandbox._body(self.request)
+        if not isinstance(body.get("body"), str) or not body["body"]:
+            raise validation_failed("IssueComment", "body", "missing_field")
+        comments = issue.setdefault("comments_list", [])
+        comment = {
+            "id": 3000 + number * 100 + len(comments),
+            "body": body["body"],
+            "issue_url": f"{self.url}/issues/{number}",
+            "user": {"login": self.sandbox.login, "id": 1, "type": "User"},
+            "created_at": _now(),
+        }
+        comments.append(comment)
+        issue["comments"] = len(comments)
+        return json_response(201, comment)
 
     def _merges(self) -> Response:
         body = self.sandbox._body(self.request)

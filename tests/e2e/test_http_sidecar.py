@@ -221,12 +221,24 @@ def test_upsert_whose_target_cannot_be_looked_up_is_refused(sidecar_factory: Cal
 
 def test_unknown_hubspot_write_is_refused_by_default(sidecar: RunningSidecar, hubspot: SandboxHubSpot) -> None:
     contact_id = hubspot.add_contact("keep@acme.com")
-    response = agent(sidecar).delete(f"{CONTACTS}/{contact_id}", headers=AGENT_AUTH)
+    response = agent(sidecar).delete(f"{CONTACTS}/{contact_id}/undocumented", headers=AGENT_AUTH)
     body = assert_hubspot_refusal(response, "hubspot.unknown")
     assert "workflow" in body["message"]
     receipt = sidecar.receipt(response.headers["X-Enact-Receipt"])
     assert receipt["action"] == "hubspot.unknown" and receipt["decision"] == "BLOCK"
     assert receipt["request"]["method"] == "DELETE"
+    assert writes(hubspot) == []
+    assert hubspot.find_contact("keep@acme.com") is not None
+
+
+def test_a_documented_operation_no_workflow_names_is_refused(sidecar: RunningSidecar,
+                                                             hubspot: SandboxHubSpot) -> None:
+    contact_id = hubspot.add_contact("keep@acme.com")
+    response = agent(sidecar).delete(f"{CONTACTS}/{contact_id}", headers=AGENT_AUTH)
+    assert_hubspot_refusal(response, "hubspot.delete-/crm/objects/contacts/*")
+    receipt = sidecar.receipt(response.headers["X-Enact-Receipt"])
+    assert receipt["action"] == "hubspot.delete-/crm/objects/contacts/*" and receipt["decision"] == "BLOCK"
+    assert receipt["payload"] == {"contactId": contact_id}
     assert writes(hubspot) == []
     assert hubspot.find_contact("keep@acme.com") is not None
 
