@@ -307,8 +307,11 @@ def hubspot_request(route: _routes.Route):
 
 @pytest.fixture
 def hubspot_wire():
-    # No upstream answers: a recogniser that needed a lookup would fail closed (Refusal), never dial out.
-    with responses.RequestsMock(assert_all_requests_are_fired=False):
+    # A recogniser that looks an object up (an upsert naming a contact) is told it does not exist;
+    # nothing else answers, so no test dials out.
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.get(re.compile(r"http://hs\.test/.*"), status=404,
+                 json={"status": "error", "message": "not found", "category": "OBJECT_NOT_FOUND"})
         yield HubSpotWire(HubSpotConfig(upstream="http://hs.test"), environ={})
 
 
