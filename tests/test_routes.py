@@ -381,6 +381,7 @@ HUBSPOT_FORMS = [
     ("POST", "/crm/v3/objects/0-27/batch/upsert", {"inputs": [{"properties": {}, "id": "k", "idProperty": "p"}]},
      ["create_task"]),
     ("POST", "/crm/objects/v3/tasks", {"properties": {}}, ["create_task"]),
+    ("POST", "/contacts/v1/contact/createOrUpdate/email/jane@acme.com", LEGACY_JANE, ["create_contact"]),
     ("POST", "/engagements/v1/engagements", {"engagement": {"type": "TASK"}}, ["create_task"]),
     ("PUT", "/deals/v1/deal/5", {"properties": []}, ["update_deal"]),
     ("POST", "/deals/v1/batch-async/update", [{"objectId": 5, "properties": []}, {"objectId": 6, "properties": []}],
@@ -392,13 +393,6 @@ HUBSPOT_FORMS = [
 def test_hubspot_semantic_route_forms(hubspot_wire, method, target, body, expected):
     actions = hubspot_wire.recognise(call(method, "api.hubapi.com", target, body))
     assert [a.action for a in actions] == expected
-
-
-def test_hubspot_legacy_create_or_update_is_a_contact_write_judged_by_what_it_targets(hubspot_wire):
-    # An upsert needs to know whether the contact exists; with HubSpot unreachable it is refused, never named.
-    with pytest.raises(Refusal, match="upsert"):
-        hubspot_wire.recognise(call("POST", "api.hubapi.com", "/contacts/v1/contact/createOrUpdate/email/jane@acme.com",
-                                    LEGACY_JANE))
 
 
 @pytest.mark.parametrize(("method", "target", "body"), [
