@@ -39,7 +39,7 @@ KEY = ReceiptKey(b"benchmark-receipt-key-" + b"0" * 42)
 def draft() -> dict[str, Any]:
     """A receipt body the size of a real get_contact/create_contact one (9 policy results)."""
     return {
-        "receipt_version": 1, "run_id": str(uuid.uuid4()),
+        "receipt_version": 2, "run_id": str(uuid.uuid4()),
         "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "actor_email": "agent@company.com", "workflow": "new_lead_workflow", "system": "hubspot",
         "action": "hubspot.create_contact",
