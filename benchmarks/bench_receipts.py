@@ -1,16 +1,21 @@
-"""Durable receipts per second: Enact's receipt stores versus one naive fsync'd file per receipt.
+"""Durable decisions per second on the receipt log, versus one naive fsync'd file per receipt.
 
-Two Enact stores, same code underneath: ``process`` (ProcessReceiptStore, what ``enact-proxy run``
-uses: the store runs in a writer process fed over a pipe) and ``threads`` (ReceiptStore in-process,
+Two Enact stores, same log writer underneath: ``process`` (ProcessReceiptStore, what ``enact-proxy run``
+uses: the writer runs in a child process fed over a pipe) and ``threads`` (ReceiptStore in-process,
 what ``EnactClient`` uses in library mode).
 
-Each writer thread writes a receipt and waits until it is durable (``store.write(r).result()``), as
-a request waits before it is forwarded, for ``--seconds``; 1 and 16 writers. Afterwards the store
-is closed and the directory must pass ``verify_directory`` (signatures, chain, HEAD) with exactly
-the number of receipts written. Baseline, same disk, same receipt bytes: temp file, write, fsync,
-rename, fsync of the folder, per receipt (chained and signed too, under a lock).
+A *decision* is what a PASS costs in the sidecar: an intent that must be durable before the action is
+forwarded (the writer thread waits for it: ``open_intent(r).result()``; that wait is the "decision to
+forwardable" latency, recorded per decision), then its receipt, closed without waiting (the sidecar
+answers the agent meanwhile). For ``--seconds``; 1 and 16 writers. Afterwards the store is closed and
+the log must pass ``verify_log`` (HMAC, chain, Merkle tree, signed checkpoints) with exactly the number
+of receipts written. Baseline, same disk, same receipt bytes: temp file, write, fsync, rename, fsync of
+the folder, per receipt (chained and signed too, under a lock).
 
-    python -m benchmarks.bench_receipts [--rounds 3] [--seconds 5] [--writers 1 16]
+``--million N`` builds a log of N records with the writer (large rounds) and times ``receipts verify``
+and ``receipts prove`` (the first prove builds the index, later ones use it) on it.
+
+    python -m benchmarks.bench_receipts [--rounds 3] [--seconds 5] [--writers 1 16] [--million 1000000]
 """
 
 from __future__ import annotations
@@ -29,17 +34,23 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._common import fmt, save, spread
+from enact_proxy.models import Receipt
 from enact_proxy.receipts import ReceiptKey, ReceiptStore, StoreFront, canonical_bytes
+from enact_proxy.receipts.checkpoint import origin_for
+from enact_proxy.receipts.note import Signer
 from enact_proxy.receipts.process import ProcessReceiptStore
-from enact_proxy.receipts.verify import verify_directory
+from enact_proxy.receipts.prove import prove
+from enact_proxy.receipts.store import LogWriter, Op
+from enact_proxy.receipts.verify import verify_log
 
 KEY = ReceiptKey(b"benchmark-receipt-key-" + b"0" * 42)
+SIGNER = Signer.generate(origin_for)
 
 
 def draft() -> dict[str, Any]:
     """A receipt body the size of a real get_contact/create_contact one (9 policy results)."""
     return {
-        "receipt_version": 1, "run_id": str(uuid.uuid4()),
+        "receipt_version": 2, "run_id": str(uuid.uuid4()),
         "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "actor_email": "agent@company.com", "workflow": "new_lead_workflow", "system": "hubspot",
         "action": "hubspot.create_contact",
@@ -52,6 +63,15 @@ def draft() -> dict[str, Any]:
                            "output": {"status": 201, "id": "101"}}],
         "redacted": [], "config_sha256": "0" * 64,
     }
+
+
+TEMPLATE = Receipt.model_validate(draft())
+
+
+def typed_draft() -> Receipt:
+    """What ``Engine.draft`` hands the store: a constructed (not re-validated) typed receipt."""
+    return TEMPLATE.model_copy(update={"run_id": str(uuid.uuid4()),
+                                       "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z")})
 
 
 def drive(writers: int, seconds: float, write_one: Callable[[], object]) -> int:
@@ -78,33 +98,36 @@ def drive(writers: int, seconds: float, write_one: Callable[[], object]) -> int:
 TAKEN = [{"action": "hubspot.create_contact", "system": "hubspot", "success": True,
           "output": {"status": 201, "id": "101"}}]
 STORES: dict[str, Callable[[Path], StoreFront]] = {
-    # what enact-proxy run uses; each writer waits until its receipt file exists
-    "process": lambda folder: ProcessReceiptStore(folder, KEY),
-    # the same store used as the sidecar uses it: wait until the intent is durable (the moment a pass
-    # may be forwarded), then close it with the outcome without waiting; the clock stops only once
-    # every receipt file is written and synced (store.close())
-    "process-intents": lambda folder: ProcessReceiptStore(folder, KEY),
-    # in-process threads: EnactClient (library mode); each writer waits until its receipt file exists
-    "threads": lambda folder: ReceiptStore(folder, KEY),
+    "process": lambda folder: ProcessReceiptStore(folder, KEY, signer=SIGNER),  # enact-proxy run
+    "threads": lambda folder: ReceiptStore(folder, KEY, signer=SIGNER),  # EnactClient (library mode)
 }
 
 
-def enact_store(kind: str, folder: Path, writers: int, seconds: float) -> tuple[float, bool]:
+def enact_store(kind: str, folder: Path, writers: int, seconds: float) -> tuple[float, list[float], bool]:
     store = STORES[kind](folder).start()
+    waits: list[list[float]] = [[] for _ in range(writers)]
+    slots = threading.local()
+    counter = iter(range(writers))
+    lock = threading.Lock()
 
-    def one_intent() -> None:
-        store.open_intent(draft()).result().close(TAKEN)
+    def one_decision() -> None:
+        if not hasattr(slots, "mine"):
+            with lock:
+                slots.mine = waits[next(counter)]
+        began = time.perf_counter()
+        ticket = store.open_intent(typed_draft()).result()  # forwardable from here
+        slots.mine.append(time.perf_counter() - began)
+        ticket.close(TAKEN)
 
     began = time.monotonic()
-    written = drive(writers, seconds,
-                    one_intent if kind == "process-intents" else lambda: store.write(draft()).result())
-    store.close()
+    written = drive(writers, seconds, one_decision)
+    store.close()  # the clock stops once every receipt is durable too
     elapsed = time.monotonic() - began
-    report = verify_directory(folder, KEY)
-    ok = report.ok and report.checked == written
+    report = verify_log(folder, KEY, SIGNER.verifier, live=False)
+    ok = report.ok and report.receipts == written and report.intents == written
     if not ok:
-        print(f"  verify FAILED: checked {report.checked} of {written}: {report.problems[:3]}")
-    return written / elapsed, ok
+        print(f"  verify FAILED: {report.receipts} receipts of {written}: {report.problems[:3]}")
+    return written / elapsed, [w for slot in waits for w in slot], ok
 
 
 def naive_files(folder: Path, writers: int, seconds: float) -> tuple[float, bool]:
@@ -138,44 +161,93 @@ def naive_files(folder: Path, writers: int, seconds: float) -> tuple[float, bool
     return written / (time.monotonic() - began), True
 
 
+def million(folder: Path, records: int) -> dict[str, Any]:
+    """Build a log of ``records`` records (half intents, half receipts), then time verify and prove."""
+    writer = LogWriter(folder, KEY, SIGNER)
+    writer.open()
+    began = time.monotonic()
+    run_ids = []
+    for _ in range(records // 4096):
+        ops = []
+        for _ in range(2048):
+            body = draft()
+            run_ids.append(body["run_id"])
+            intent = {k: v for k, v in body.items() if k != "actions_taken"}
+            ops += [Op("intent", intent), Op("receipt", body)]
+        writer.commit(ops)
+    writer.close()
+    built = time.monotonic() - began
+    size = writer.seq
+    began = time.monotonic()
+    report = verify_log(folder, KEY, SIGNER.verifier, live=False)
+    verify_s = time.monotonic() - began
+    began = time.monotonic()
+    report_keyless = verify_log(folder, None, SIGNER.verifier, live=False)
+    verify_keyless_s = time.monotonic() - began
+    began = time.monotonic()
+    prove(folder, run_ids[0], SIGNER.verifier)
+    first_prove_s = time.monotonic() - began
+    timings = []
+    for run_id in run_ids[:: max(1, len(run_ids) // 50)]:
+        t = time.perf_counter()
+        prove(folder, run_id, SIGNER.verifier)
+        timings.append(time.perf_counter() - t)
+    timings.sort()
+    return {"records": size, "build_s": built, "verify_s": verify_s, "verify_ok": report.ok,
+            "verify_without_hmac_key_s": verify_keyless_s, "verify_without_key_ok": report_keyless.ok,
+            "first_prove_s (builds the index)": first_prove_s, "prove_p50_ms": timings[len(timings) // 2] * 1000,
+            "prove_max_ms": timings[-1] * 1000}
+
+
 def main() -> None:
-    # In-process, 16 waiting writer threads and the store's two threads share one GIL; at the default
+    # In-process, 16 waiting writer threads and the store's thread share one GIL; at the default
     # 5 ms switch interval this would measure GIL hand-offs rather than the store.
     sys.setswitchinterval(0.0001)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--writers", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--writers", type=int, nargs="*", default=[1, 16])
     parser.add_argument("--stores", nargs="+", default=list(STORES), choices=list(STORES))
+    parser.add_argument("--million", type=int, default=0, help="records for the verify/prove run (0: skip)")
     parser.add_argument("--dir", default=None, help="folder on the disk to measure (default: a temp folder)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="enact-bench-receipts-", dir=args.dir))
-    results = []
+    results: list[dict[str, Any]] = []
     for writers in args.writers:
         naive: list[float] = []
         rates: dict[str, list[float]] = {kind: [] for kind in args.stores}
+        p50s: dict[str, list[float]] = {kind: [] for kind in args.stores}
         verified = True
         for round_no in range(args.rounds):
             base, _ = naive_files(root / f"naive-{writers}-{round_no}", writers, args.seconds)
             naive.append(base)
-            line = f"  writers={writers} round {round_no + 1}: naive {base:8.0f}/s"
+            line = f"  writers={writers} round {round_no + 1}: naive {base:8.0f} receipts/s"
             for kind in args.stores:
-                rate, ok = enact_store(kind, root / f"{kind}-{writers}-{round_no}", writers, args.seconds)
+                rate, waits, ok = enact_store(kind, root / f"{kind}-{writers}-{round_no}", writers, args.seconds)
                 verified &= ok
                 rates[kind].append(rate)
-                line += f"  {kind} {rate:8.0f}/s"
+                waits.sort()
+                p50 = waits[len(waits) // 2] * 1000 if waits else float("nan")
+                p50s[kind].append(p50)
+                line += f"  {kind} {rate:8.0f} decisions/s (intent p50 {p50:.3f} ms)"
             print(f"{line}  verified={verified}", flush=True)
-        results.append({"writers": writers, "naive_per_s": spread(naive), "verified": verified,
-                        **{f"{kind}_per_s": spread(r) for kind, r in rates.items()},
-                        **{f"{kind}_ratio": spread([e / b for e, b in zip(r, naive, strict=True)])
-                           for kind, r in rates.items()}})
-    print("| writers | naive fsync'd file per receipt /s | "
-          + " | ".join(f"Enact {kind} /s | ratio" for kind in args.stores) + " | verify_directory |")
-    print("|---|---|" + "---|---|" * len(args.stores) + "---|")
-    for r in results:
-        cells = " | ".join(f"{fmt(r[f'{kind}_per_s'], 0)} | **{fmt(r[f'{kind}_ratio'], 2)}×**" for kind in args.stores)
-        print(f"| {r['writers']} | {fmt(r['naive_per_s'], 0)} | {cells} | {'all OK' if r['verified'] else 'FAILED'} |")
-    path = save("receipts", {"args": vars(args), "results": results, "folder": str(root)})
+        results.append({"writers": writers, "naive_receipts_per_s": spread(naive), "verified": verified,
+                        **{f"{kind}_decisions_per_s": spread(r) for kind, r in rates.items()},
+                        **{f"{kind}_intent_p50_ms": spread(p) for kind, p in p50s.items()}})
+    if results:
+        print("| writers | naive fsync'd file per receipt /s | "
+              + " | ".join(f"Enact {kind} decisions/s | intent durable p50 ms" for kind in args.stores)
+              + " | verify_log |")
+        print("|---|---|" + "---|---|" * len(args.stores) + "---|")
+        for r in results:
+            cells = " | ".join(f"{fmt(r[f'{kind}_decisions_per_s'], 0)} | {fmt(r[f'{kind}_intent_p50_ms'], 3)}"
+                               for kind in args.stores)
+            print(f"| {r['writers']} | {fmt(r['naive_receipts_per_s'], 0)} | {cells} | "
+                  f"{'all OK' if r['verified'] else 'FAILED'} |")
+    big = million(root / "million", args.million) if args.million else None
+    if big:
+        print(big)
+    path = save("receipts", {"args": vars(args), "results": results, "million": big, "folder": str(root)})
     print(f"results: {path}")
 
 

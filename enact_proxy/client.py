@@ -40,7 +40,9 @@ class EnactClient:
         self.systems = dict(systems)
         self.workflows = {getattr(w, "workflow_name", w.__name__): w for w in workflows}
         self.receipts_dir = Path(receipts_dir)
-        self.receipts = ReceiptStore(self.receipts_dir, receipt_key or ReceiptKey.load(certs_dir)).start()
+        # One writer per receipts folder: a second one (a sidecar, another client) refuses (WriterBusy).
+        self.receipts = ReceiptStore(self.receipts_dir, receipt_key or ReceiptKey.load(certs_dir),
+                                     certs_dir=certs_dir).start()
         self.engine = Engine(policies=policies, workflows={}, actor_email="", actor_roles=actor_roles,
                              receipts=self.receipts, mode=mode,
                              state=_state_store(state, self.receipts_dir))
@@ -82,10 +84,10 @@ class EnactClient:
         self.close()
 
     @staticmethod
-    def _result(verdict: Verdict, actions: list[ActionResult], signed: dict[str, Any]) -> tuple[RunResult, Receipt]:
+    def _result(verdict: Verdict, actions: list[ActionResult], signed: Receipt) -> tuple[RunResult, Receipt]:
         result = RunResult(workflow=verdict.workflow, decision=verdict.decision, reason=verdict.reason,
                            policy_results=verdict.policy_results, actions_taken=actions, run_id=verdict.run_id)
-        return result, Receipt.model_validate(signed)
+        return result, signed
 
 
 def _state_store(state: StateStore | str | None, receipts_dir: Path) -> StateStore:

@@ -49,6 +49,8 @@ class Listen(_Strict):
 
 class Receipts(_Strict):
     dir: str = "receipts"
+    segment_mb: float = Field(default=64, gt=0)  # a new segment starts past this size (and at UTC midnight)
+    checkpoint_seconds: float = Field(default=1, gt=0, le=3600)  # a signed checkpoint within this of a record
 
 
 class AdminToken(_Strict):

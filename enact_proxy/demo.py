@@ -18,8 +18,10 @@ from typing import Any
 import yaml
 
 from enact_proxy.launcher import SidecarProcess, start_sidecar
+from enact_proxy.models import Receipt
+from enact_proxy.receipts.checkpoint import LOG_PUB_FILE, load_verifier
 from enact_proxy.receipts.signing import ReceiptKey
-from enact_proxy.receipts.verify import load_receipts, verify_directory
+from enact_proxy.receipts.verify import read_receipts, verify_log
 from enact_proxy.sandbox import SandboxGitHub, SandboxGitServer, SandboxHubSpot
 from enact_proxy.sidecar import agent_env_lines
 
@@ -95,10 +97,10 @@ def run_demo(directory: Path, *, keep: bool = False) -> int:
             env["DATABASE_URL"] = _agent_db_url(main.postgres, database)
             env["CONTRACTOR_DATABASE_URL"] = _agent_db_url(contractor.postgres, database)
         seen = _run_agent(env, clock)
-        receipts = [r for _, r in load_receipts(main.receipts_dir) if isinstance(r, dict)]
+        receipts = read_receipts(main.receipts_dir)
         if contractor is not None:
-            receipts += [r for _, r in load_receipts(contractor.receipts_dir) if isinstance(r, dict)]
-        _print_decisions([r for r in receipts if str(r.get("timestamp")) >= started_at])
+            receipts += read_receipts(contractor.receipts_dir)
+        _print_decisions([r for r in receipts if r.timestamp >= started_at])
         _verify(main, contractor)
         mismatched = [s for s in seen if not s["ok"]]
         if mismatched:
@@ -185,15 +187,15 @@ def _run_agent(env: dict[str, str], clock: float) -> list[dict[str, Any]]:
     return seen
 
 
-def _print_decisions(receipts: list[dict[str, Any]]) -> None:
-    receipts.sort(key=lambda r: str(r.get("timestamp")))
-    reads = [r for r in receipts if r.get("action") == "github.read" and r.get("decision") == "PASS"]
-    receipts = [r for r in receipts if r not in reads]
-    _say(f"\nDecisions, as the receipts record them ({len(receipts)}, and {len(reads)} passed reads not shown):\n")
+def _print_decisions(receipts: list[Receipt]) -> None:
+    receipts.sort(key=lambda r: r.timestamp)
+    reads = [r for r in receipts if r.action == "github.read" and r.decision.value == "PASS"]
+    shown = [r for r in receipts if not (r.action == "github.read" and r.decision.value == "PASS")]
+    _say(f"\nDecisions, as the receipts record them ({len(shown)}, and {len(reads)} passed reads not shown):\n")
     _say(f"  {'DECISION':<8} {'ACTOR':<24} {'ACTION':<24} REASON")
-    for r in receipts:
-        reason = str(r.get("reason", ""))
-        _say(f"  {r.get('decision', '?'):<8} {r.get('actor_email', ''):<24} {str(r.get('action')):<24} "
+    for r in shown:
+        reason = r.reason
+        _say(f"  {r.decision.value:<8} {r.actor_email:<24} {str(r.action):<24} "
              f"{reason if len(reason) < 100 else reason[:99] + '…'}")
 
 
@@ -202,11 +204,16 @@ def _verify(*sidecars: SidecarProcess | None) -> None:
     for sidecar in sidecars:
         if sidecar is None:
             continue
-        report = verify_directory(sidecar.receipts_dir, ReceiptKey.load(sidecar.directory / "certs", create=False))
-        state = "signatures and hash chain verified" if report.ok else f"{len(report.problems)} PROBLEM(S)"
-        _say(f"receipts: {sidecar.receipts_dir} ({report.checked}, {state})")
+        certs = sidecar.directory / "certs"
+        report = verify_log(sidecar.receipts_dir, ReceiptKey.load(certs, create=False),
+                            load_verifier(certs / LOG_PUB_FILE))
+        state = ("signatures and hash chain verified, Merkle tree matches the signed checkpoint" if report.ok
+                 else f"{len(report.problems)} PROBLEM(S)")
+        _say(f"receipts: {sidecar.receipts_dir} ({report.records} records, {state})")
         _say(f"  enact-proxy receipts list --dir {sidecar.receipts_dir}")
-        _say(f"  enact-proxy receipts verify --dir {sidecar.receipts_dir} --certs-dir {sidecar.directory / 'certs'}")
+        _say(f"  enact-proxy receipts verify --dir {sidecar.receipts_dir} --certs-dir {certs}")
+        _say(f"  enact-proxy receipts verify --dir {sidecar.receipts_dir} --public-key {certs / LOG_PUB_FILE}"
+             "   # what anyone can check, with the public key alone")
 
 
 def _keep_running(sidecar: SidecarProcess) -> None:

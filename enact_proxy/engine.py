@@ -31,7 +31,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from enact_proxy.models import ActionRequest, ActionResult, Decision, PolicyResult, WorkflowContext
+from enact_proxy.models import (
+    RECEIPT_VERSION,
+    ActionRequest,
+    ActionResult,
+    Approval,
+    Decision,
+    PolicyResult,
+    Receipt,
+    RequestSummary,
+    WorkflowContext,
+)
 from enact_proxy.policy import Policy, evaluate, failed, instantiate, may_block
 from enact_proxy.receipts.store import StoreFront, Ticket
 from enact_proxy.redact import Redactor
@@ -293,20 +303,21 @@ class Engine:
             self.metrics.recorded(verdict)
         return self.receipts.open_intent(self.draft(verdict))
 
-    def record(self, verdict: Verdict, actions_taken: Sequence[ActionResult] = ()) -> Future[dict[str, Any]]:
+    def record(self, verdict: Verdict, actions_taken: Sequence[ActionResult] = ()) -> Future[Receipt]:
         """Chain, sign and durably write the receipt of a decision that ran nothing (or finished)."""
         if self.metrics is not None:
             self.metrics.recorded(verdict)
         return self.receipts.write(self.draft(verdict, actions_taken))
 
-    def close(self, ticket: Ticket, actions_taken: Sequence[ActionResult]) -> Future[dict[str, Any]]:
-        """Finish an opened action with what was done; its receipt joins the chain."""
+    def close(self, ticket: Ticket, actions_taken: Sequence[ActionResult]) -> Future[Receipt]:
+        """Finish an opened action with what was done; its receipt joins the log."""
         taken, masked = self.redactor.redact([a.model_dump(mode="json") for a in actions_taken], "actions_taken")
-        if masked:
-            ticket.draft["redacted"] = sorted(set(ticket.draft["redacted"]) | set(masked))
-        return ticket.close(taken)
+        redacted = sorted(set(ticket.draft.redacted) | set(masked)) if masked else None
+        return ticket.close([ActionResult.model_construct(**a) for a in taken], redacted)
 
-    def draft(self, verdict: Verdict, actions_taken: Sequence[ActionResult] = ()) -> dict[str, Any]:
+    def draft(self, verdict: Verdict, actions_taken: Sequence[ActionResult] = ()) -> Receipt:
+        """The receipt of ``verdict`` before the log numbers and signs it (its intent is the same
+        without ``actions_taken``). Built from already-typed parts, so it is constructed, not re-validated."""
         action = verdict.action
         raw_payload = action.payload if action else (verdict.context.payload if verdict.context else {})
         payload, masked_payload = self.redactor.redact(raw_payload, "payload")
@@ -314,27 +325,32 @@ class Engine:
         request, masked_request = self.redactor.redact(request, "request")
         taken, masked_taken = self.redactor.redact(
             [a.model_dump(mode="json") for a in actions_taken], "actions_taken")
-        reason = self.redactor.scrub_text(verdict.reason)
-        return {
-            "receipt_version": 1,
-            "run_id": verdict.run_id,
-            "timestamp": verdict.timestamp.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-            "actor_email": verdict.actor_email,
-            "workflow": verdict.workflow,
-            "system": action.system if action else None,
-            "action": action.full_name if action else None,
-            "payload": payload,
-            "request": request,
-            "policy_results": [{"policy": r.policy, "passed": r.passed, "reason": self.redactor.scrub_text(r.reason)}
-                               for r in verdict.policy_results],
-            "decision": verdict.decision.value,
-            "reason": reason,
-            "mode": verdict.mode,
-            "actions_taken": taken,
-            "redacted": sorted(set(masked_payload + masked_request + masked_taken)),
-            "config_sha256": self.config_sha256,
-            **({"approval": verdict.approval} if verdict.approval else {}),
-        }
+        scrub = self.redactor.scrub_text
+        return Receipt.model_construct(
+            receipt_version=RECEIPT_VERSION,
+            run_id=verdict.run_id,
+            timestamp=verdict.timestamp.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            actor_email=verdict.actor_email,
+            workflow=verdict.workflow,
+            system=action.system if action else None,
+            action=action.full_name if action else None,
+            payload=payload,
+            request=RequestSummary.model_construct(**request) if request is not None else None,
+            policy_results=[PolicyResult.model_construct(policy=r.policy, passed=r.passed, reason=scrub(r.reason))
+                            for r in verdict.policy_results],
+            decision=verdict.decision,
+            reason=scrub(verdict.reason),
+            mode=verdict.mode,
+            actions_taken=[ActionResult.model_construct(**a) for a in taken],
+            redacted=sorted(set(masked_payload + masked_request + masked_taken)),
+            config_sha256=self.config_sha256,
+            approval=Approval(id=verdict.approval["id"], approved_by=verdict.approval["approved_by"])
+            if verdict.approval else None,
+            seq=None,
+            prev_hash=None,
+            signature=None,
+            kind="receipt",
+        )
 
 
 def _scoped(policy: str, claim: Claim) -> Claim:

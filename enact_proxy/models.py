@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter
 
-RECEIPT_VERSION = 1
+RECEIPT_VERSION = 2
 
 
 class Decision(StrEnum):
@@ -118,8 +118,19 @@ class Signature(BaseModel):
     value: str
 
 
-class Receipt(BaseModel):
-    """SPEC §6. Signed over its canonical JSON without ``signature``."""
+class Approval(BaseModel):
+    """The person's approval that let an action through (SPEC §8)."""
+
+    id: str
+    approved_by: str
+
+
+# Fields the log adds to a record when it is written: its place and its signature (SPEC §6).
+LOG_FIELDS = frozenset({"kind", "seq", "prev_hash", "signature"})
+
+
+class RecordBase(BaseModel):
+    """What an intent and a receipt share (SPEC §6): the decision, before and after it ran."""
 
     receipt_version: int = RECEIPT_VERSION
     run_id: str
@@ -134,13 +145,57 @@ class Receipt(BaseModel):
     decision: Decision
     reason: str
     mode: Literal["enforce", "shadow"]
-    actions_taken: list[ActionResult]
     redacted: list[str]
     config_sha256: str | None
+    approval: Approval | None = None
+    # set once the record is in the log
+    seq: int | None = None
     prev_hash: str | None = None
     signature: Signature | None = None
 
-    def unsigned_dict(self) -> dict[str, Any]:
-        data = self.model_dump(mode="json")
-        data.pop("signature", None)
+    def body(self) -> dict[str, Any]:
+        """The record as the log writer takes it: every field but the log's own (JSON types)."""
+        data = self.model_dump(mode="json", exclude=LOG_FIELDS)  # type: ignore[arg-type]
+        if data.get("approval") is None:
+            data.pop("approval", None)  # present only when an approval let the action through
         return data
+
+    def unsigned_dict(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json", exclude={"signature"})
+        if data.get("approval") is None:
+            data.pop("approval", None)
+        return data
+
+    def record_dict(self) -> dict[str, Any]:
+        """The whole record as it stands in the log (its canonical bytes are those of this)."""
+        data = self.unsigned_dict()
+        if self.signature is not None:
+            data["signature"] = self.signature.model_dump(mode="json")
+        return data
+
+
+class Intent(RecordBase):
+    """Written and made durable before an action is forwarded; one receipt follows it later."""
+
+    kind: Literal["intent"] = "intent"
+
+
+class Receipt(RecordBase):
+    """Exactly one per decision (SPEC §6)."""
+
+    kind: Literal["receipt"] = "receipt"
+    actions_taken: list[ActionResult] = Field(default_factory=list)
+
+    def intent_body(self) -> dict[str, Any]:
+        data = self.body()
+        data.pop("actions_taken", None)
+        return data
+
+
+LogRecord = Annotated[Intent | Receipt, Field(discriminator="kind")]
+_RECORD: TypeAdapter[Intent | Receipt] = TypeAdapter(LogRecord)
+
+
+def parse_record(data: Any) -> Intent | Receipt:
+    """A record read from the log, typed by its ``kind`` (pydantic ValidationError when malformed)."""
+    return _RECORD.validate_python(data)

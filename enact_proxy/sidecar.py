@@ -16,7 +16,8 @@ from enact_proxy.admin import AdminTokens, Metrics
 from enact_proxy.config import EnactConfig
 from enact_proxy.engine import Engine
 from enact_proxy.models import ActionRequest
-from enact_proxy.receipts import ReceiptKey
+from enact_proxy.receipts import ReceiptError, ReceiptKey
+from enact_proxy.receipts.checkpoint import LOG_PUB_FILE, load_log_signer
 from enact_proxy.receipts.process import ProcessReceiptStore
 from enact_proxy.redact import Redactor
 from enact_proxy.state import Approval, open_store
@@ -31,8 +32,12 @@ class Sidecar:
         self.config = config
         config.certs_dir.mkdir(parents=True, exist_ok=True)
         self.key = ReceiptKey.load(config.certs_dir)
-        # Chaining, signing and file writing run in a child process: off this process's GIL.
-        self.store = ProcessReceiptStore(config.receipts_dir, self.key)
+        self.log_signer = load_log_signer(config.certs_dir)
+        # Chaining, signing and writing the log run in a child process: off this process's GIL.
+        receipts = config.raw.receipts
+        self.store = ProcessReceiptStore(config.receipts_dir, self.key, signer=self.log_signer,
+                                         segment_bytes=int(receipts.segment_mb * 1024 * 1024),
+                                         checkpoint_seconds=receipts.checkpoint_seconds)
         self.wires: dict[str, Any] = {}
         for name, system_config in config.systems.items():
             module = connectors.available()[name]
@@ -150,6 +155,8 @@ def run_sidecar(config: EnactConfig) -> int:
     except (OSError, ValueError) as exc:
         print(f"enact-proxy: cannot start: {exc}", file=sys.stderr)
         return 1
+    print(f"receipt log public key ({config.certs_dir / LOG_PUB_FILE}): {sidecar.log_signer.verifier.text}",
+          file=sys.stderr, flush=True)
 
     # The event loop and the receipt threads trade the GIL at every syscall; with the default 5 ms
     # switch interval a receipt file (four syscalls) could wait 20 ms for it, and the loop as long.
@@ -175,7 +182,12 @@ def run_sidecar(config: EnactConfig) -> int:
             loop.add_signal_handler(sig, master.shutdown)
         await master.run()
 
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    except ReceiptError as exc:  # e.g. another writer has the receipts folder
+        print(f"enact-proxy: cannot start: {exc}", file=sys.stderr, flush=True)
+        sidecar.state.close()
+        return 1
     print("enact-proxy stopped; receipts flushed", file=sys.stderr, flush=True)
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -95,7 +96,7 @@ def ctx() -> Callable[..., WorkflowContext]:
 def draft(n: int = 0, **fields: Any) -> dict[str, Any]:
     """An unsigned receipt body, as the engine hands it to the store."""
     body: dict[str, Any] = {
-        "receipt_version": 1, "run_id": str(uuid.uuid4()),
+        "receipt_version": 2, "run_id": str(uuid.uuid4()),
         "timestamp": (FIXED_NOW + timedelta(seconds=n)).isoformat().replace("+00:00", "Z"),
         "actor_email": "agent@company.com", "workflow": "new_lead_workflow", "system": "hubspot",
         "action": "hubspot.create_contact", "payload": {"email": f"lead{n}@acme.com"}, "request": None,
@@ -110,16 +111,38 @@ def draft(n: int = 0, **fields: Any) -> dict[str, Any]:
 # -- an independent verifier, written from SPEC §6 alone (imports nothing from enact_proxy) --------
 
 SPEC_FIELDS = {"receipt_version", "run_id", "timestamp", "actor_email", "workflow", "system", "action", "payload",
-               "request", "policy_results", "decision", "mode", "actions_taken", "redacted", "config_sha256",
-               "prev_hash", "signature"}
+               "request", "policy_results", "decision", "reason", "mode", "redacted", "config_sha256",
+               "kind", "seq", "prev_hash", "signature"}
 
 
 def spec_canonical(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def spec_hash(record: dict[str, Any]) -> str:
+def spec_hash(record: Any) -> str:
+    """SHA-256 hex of a record's canonical bytes (a dict, or a typed record from the store)."""
+    if hasattr(record, "record_dict"):
+        record = record.record_dict()
     return hashlib.sha256(spec_canonical(record)).hexdigest()
+
+
+def spec_lines(directory: Path) -> list[bytes]:
+    """Every complete line of the log: segments ordered by the first seq in their names."""
+    segments = sorted(directory.glob("[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]/*.jsonl"), key=lambda p: int(p.stem))
+    lines: list[bytes] = []
+    for path in segments:
+        data = path.read_bytes()
+        complete = data[: data.rfind(b"\n") + 1]
+        lines += complete.split(b"\n")[:-1]
+    return lines
+
+
+def spec_records(directory: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in spec_lines(directory)]
+
+
+def spec_receipts(directory: Path) -> dict[str, dict[str, Any]]:
+    return {r["run_id"]: r for r in spec_records(directory) if r["kind"] == "receipt"}
 
 
 def _spec_signature_problem(record: dict[str, Any], key: bytes) -> str | None:
@@ -135,20 +158,67 @@ def _spec_signature_problem(record: dict[str, Any], key: bytes) -> str | None:
     return None
 
 
-def independent_verify(directory: Path, key: bytes) -> list[str]:
-    """Every problem SPEC §6 lets a reader find in ``directory``; empty when all holds."""
+def _spec_mth(leaves: list[bytes]) -> bytes:
+    if not leaves:
+        return hashlib.sha256(b"").digest()
+    if len(leaves) == 1:
+        return hashlib.sha256(b"\x00" + leaves[0]).digest()
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    return hashlib.sha256(b"\x01" + _spec_mth(leaves[:k]) + _spec_mth(leaves[k:])).digest()
+
+
+def spec_open_checkpoint(note: str, verifier_key: str) -> tuple[str, int, bytes]:
+    """(origin, size, root) of a C2SP checkpoint, after checking its Ed25519 signed-note signature."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    name, key_hash, data = verifier_key.strip().split("+", 2)
+    raw = base64.b64decode(data)
+    assert raw[0] == 1 and len(raw) == 33, "not an Ed25519 verifier key"
+    assert hashlib.sha256(name.encode() + b"\n" + raw).digest()[:4].hex() == key_hash
+    text, _, sigs = note.rpartition("\n\n")
+    text += "\n"
+    verified = False
+    for line in sigs.splitlines():
+        signer, blob = line.removeprefix("\u2014 ").split(" ")
+        sig = base64.b64decode(blob)
+        if signer == name and sig[:4].hex() == key_hash:
+            Ed25519PublicKey.from_public_bytes(raw[1:]).verify(sig[4:], text.encode())  # raises if wrong
+            verified = True
+    assert verified, "no signature by the log's key"
+    origin, size, root = text.split("\n")[:3]
+    assert origin == name
+    return origin, int(size), base64.b64decode(root)
+
+
+def independent_verify(directory: Path, key: bytes, verifier_key: str | None = None) -> list[str]:
+    """Every problem SPEC §6 lets a reader find in ``directory`` (a stopped log); empty when all holds."""
     problems: list[str] = []
-    by_hash: dict[str, dict[str, Any]] = {}
-    for path in sorted(directory.rglob("*.json")):
-        record = json.loads(path.read_bytes())
-        run_id = record.get("run_id", "")
-        if not re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", str(run_id)):
-            problems.append(f"{path}: run_id is not a UUID")
-        if str(run_id) not in path.name:
-            problems.append(f"{path}: file name does not carry run_id {run_id}")
-        missing = SPEC_FIELDS - set(record)
+    lines = spec_lines(directory)
+    prev: str | None = None
+    open_intents: set[str] = set()
+    receipts: set[str] = set()
+    for n, line in enumerate(lines):
+        record = json.loads(line)
+        if spec_canonical(record) != line:
+            problems.append(f"line {n}: not canonical bytes")
+        run_id = str(record.get("run_id", ""))
+        if not re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", run_id):
+            problems.append(f"line {n}: run_id is not a UUID")
+        wanted = SPEC_FIELDS | ({"actions_taken"} if record.get("kind") == "receipt" else set())
+        missing = wanted - set(record)
         if missing:
             problems.append(f"{run_id}: missing fields {sorted(missing)}")
+        if record.get("kind") == "intent" and "actions_taken" in record:
+            problems.append(f"{run_id}: an intent with actions_taken")
+        if record.get("seq") != n:
+            problems.append(f"line {n}: seq {record.get('seq')}")
+        if record.get("prev_hash") != prev:
+            problems.append(f"line {n}: prev_hash does not name the line before")
+        prev = hashlib.sha256(line).hexdigest()
+        if record.get("receipt_version") != 2:
+            problems.append(f"{run_id}: receipt_version is not 2")
         if record.get("decision") not in ("PASS", "BLOCK") or record.get("mode") not in ("enforce", "shadow"):
             problems.append(f"{run_id}: bad decision or mode")
         if not str(record.get("timestamp", "")).endswith(("Z", "+00:00")):
@@ -162,37 +232,33 @@ def independent_verify(directory: Path, key: bytes) -> list[str]:
         problem = _spec_signature_problem(record, key)
         if problem:
             problems.append(f"{run_id}: {problem}")
-        by_hash[spec_hash(record)] = record
-    # The chain: one first receipt (prev_hash null), each other one follows exactly one, no forks.
-    followers: dict[Any, list[str]] = {}
-    for record in by_hash.values():
-        followers.setdefault(record.get("prev_hash"), []).append(record["run_id"])
-        if record.get("prev_hash") is not None and record["prev_hash"] not in by_hash:
-            problems.append(f"{record['run_id']}: prev_hash names no receipt")
-    for prev, run_ids in followers.items():
-        if len(run_ids) > 1:
-            problems.append(f"{sorted(run_ids)}: several receipts follow {prev}")
-    if by_hash and len(followers.get(None, [])) != 1:
-        problems.append("the chain does not have exactly one first receipt")
-    tips = [h for h in by_hash if h not in followers]
-    walked, cursor = 0, None
-    while cursor in followers and walked <= len(by_hash):
-        cursor = spec_hash(next(r for r in by_hash.values() if r["run_id"] == followers[cursor][0]))
-        walked += 1
-    if walked != len(by_hash):
-        problems.append(f"walking the chain reaches {walked} of {len(by_hash)} receipts")
-    # HEAD: the newest run_id, its hash, the count, signed like a receipt.
+        if record.get("kind") == "intent":
+            if run_id in open_intents or run_id in receipts:
+                problems.append(f"{run_id}: a second intent")
+            open_intents.add(run_id)
+        elif record.get("kind") == "receipt":
+            if run_id in receipts:
+                problems.append(f"{run_id}: a second receipt")
+            receipts.add(run_id)
+            open_intents.discard(run_id)
+        else:
+            problems.append(f"line {n}: kind {record.get('kind')!r}")
+    if open_intents:
+        problems.append(f"intents without a receipt on a stopped log: {sorted(open_intents)}")
     head_path = directory / "HEAD"
     if not head_path.exists():
-        if by_hash:
+        if lines:
             problems.append("HEAD is missing")
         return problems
-    head = json.loads(head_path.read_bytes())
-    problem = _spec_signature_problem(head, key)
-    if problem:
-        problems.append(f"HEAD: {problem}")
-    if len(tips) != 1 or head.get("hash") != tips[0] or by_hash[tips[0]]["run_id"] != head.get("run_id"):
-        problems.append(f"HEAD: names {head.get('run_id')}, which is not the newest receipt")
-    if head.get("count") != len(by_hash):
-        problems.append(f"HEAD: count {head.get('count')} but {len(by_hash)} receipts")
+    note = head_path.read_text()
+    size = int(note.split("\n")[1])
+    if (directory / "checkpoints" / str(size)).read_text() != note:
+        problems.append("HEAD is not a copy of checkpoints/<size>")
+    if size != len(lines):
+        problems.append(f"HEAD covers {size} records, the stopped log holds {len(lines)}")
+    root = base64.b64decode(note.split("\n")[2])
+    if verifier_key is not None:
+        _, size, root = spec_open_checkpoint(note, verifier_key)
+    if _spec_mth(lines[:size]) != root:
+        problems.append("HEAD's root is not the root of the records")
     return problems

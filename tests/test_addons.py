@@ -17,6 +17,7 @@ from mitmproxy.test import taddons, tflow, tutils
 from enact_proxy.addons import Decide, Egress, Enact, Hygiene, Recognise, Record
 from enact_proxy.config import load_config
 from enact_proxy.sidecar import Sidecar
+from tests.e2e.harness import log_records
 
 TOKEN = "ghp_sidecarsecret0123456789"
 MAIN_SHA = "a" * 40
@@ -93,8 +94,8 @@ def run(enact: Enact, f: Any) -> Any:
 
 def receipts(sidecar: Sidecar) -> list[dict[str, Any]]:
     sidecar.close()  # flushes every pending receipt
-    found = [json.loads(p.read_text()) for p in sidecar.config.receipts_dir.rglob("*.json")]
-    return sorted(found, key=lambda r: r["timestamp"])
+    found = [r for r in log_records(sidecar.config.receipts_dir) if r["kind"] == "receipt"]
+    return sorted(found, key=lambda r: (r["timestamp"], r["seq"]))
 
 
 def test_a_pass_is_forwarded_to_the_upstream_with_the_sidecar_credential(make_sidecar: Any) -> None:

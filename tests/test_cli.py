@@ -23,26 +23,31 @@ TESTDATA = Path(__file__).parent / "testdata"
 @pytest.fixture
 def receipts(tmp_path, monkeypatch) -> tuple[Path, list[dict]]:
     monkeypatch.setenv(KEY_ENV, KEY)
+    monkeypatch.chdir(tmp_path)  # certs/ (receipt-log.pub) beside the receipts, as a sidecar leaves them
     directory = tmp_path / "receipts"
     with ReceiptStore(directory, ReceiptKey(KEY.encode())) as store:
-        records = [
+        signed = [
             store.write(draft(0)).result(timeout=10),
             store.write(draft(1, decision="BLOCK", reason="no_push_to_main: push to refs/heads/main is forbidden",
                               action="github.push_commit", system="github")).result(timeout=10),
             store.write(draft(2)).result(timeout=10),
         ]
-    return directory, records
+    return directory, [r.record_dict() for r in signed]
 
 
 def _tamper(directory: Path, record: dict) -> None:
-    (path,) = directory.rglob(f"{record['run_id']}.json")
-    path.write_bytes(path.read_bytes().replace(b"lead", b"LEAD"))
+    (path,) = directory.glob("*/*.jsonl")
+    lines = path.read_bytes().split(b"\n")
+    lines[record["seq"]] = lines[record["seq"]].replace(b"lead", b"LEAD")
+    path.write_bytes(b"\n".join(lines))
 
 
 def test_verify_untouched_exits_0(receipts, capsys):
     directory, _ = receipts
     assert main(["receipts", "verify", "--dir", str(directory)]) == 0
-    assert "ok: 3 receipt(s)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ok: 3 record(s) (3 receipt(s), 0 intent(s))" in out
+    assert "HMAC signatures" in out and "checkpoint signatures" in out
 
 
 def test_verify_tampered_exits_1_naming_it(receipts, capsys):
@@ -50,7 +55,7 @@ def test_verify_tampered_exits_1_naming_it(receipts, capsys):
     _tamper(directory, records[1])
     assert main(["receipts", "verify", "--dir", str(directory)]) == 1
     out = capsys.readouterr().out
-    assert f"FAIL {records[1]['run_id']}" in out
+    assert f"FAIL seq 1 ({records[1]['run_id']})" in out and "edited" in out
     assert records[0]["run_id"] not in out
 
 
@@ -60,12 +65,34 @@ def test_verify_with_the_wrong_key_exits_1(receipts, monkeypatch):
     assert main(["receipts", "verify", "--dir", str(directory)]) == 1
 
 
-def test_verify_without_any_key_exits_1(receipts, monkeypatch, tmp_path, capsys):
-    directory, _ = receipts
+def test_verify_with_only_the_public_key_checks_the_tree_and_says_signatures_were_not_checked(
+        receipts, monkeypatch, tmp_path, capsys):
+    directory, records = receipts
     monkeypatch.delenv(KEY_ENV)
-    assert main(["receipts", "verify", "--dir", str(directory), "--certs-dir", str(tmp_path / "nokeys")]) == 1
-    assert "cannot load the receipt key" in capsys.readouterr().err
+    public = tmp_path / "certs" / "receipt-log.pub"
+    argv = ["receipts", "verify", "--dir", str(directory), "--certs-dir", str(tmp_path / "nokeys"),
+            "--public-key", str(public)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "HMAC signatures were not checked" in out and "checkpoint signatures" in out
     assert not (tmp_path / "nokeys").exists()  # verify never creates a key
+    _tamper(directory, records[1])
+    assert main(argv) == 1  # the Merkle tree under the signed HEAD catches an edit without the HMAC key
+    assert "HEAD: its root is not the root of the first 3 records" in capsys.readouterr().out
+
+
+def test_prove_prints_a_proof_anyone_can_check_with_the_public_key(receipts, tmp_path, capsys):
+    from enact_proxy.receipts.checkpoint import load_verifier
+    from enact_proxy.receipts.prove import check_proof
+
+    directory, records = receipts
+    assert main(["receipts", "prove", records[1]["run_id"], "--dir", str(directory)]) == 0
+    proof = json.loads(capsys.readouterr().out)
+    assert set(proof) == {"checkpoint", "leaf_index", "tree_size", "audit_path", "record"}
+    assert proof["record"] == records[1] and proof["leaf_index"] == 1 and proof["tree_size"] == 3
+    assert check_proof(proof, load_verifier(tmp_path / "certs" / "receipt-log.pub"))
+    assert main(["receipts", "prove", "no-such-run", "--dir", str(directory)]) == 1
+    assert "no receipt no-such-run" in capsys.readouterr().err
 
 
 def test_verify_missing_directory_exits_1(tmp_path, monkeypatch):
@@ -133,7 +160,7 @@ def test_receipts_from_the_config_directory(tmp_path, monkeypatch, capsys):
         signed = store.write(draft(0)).result(timeout=10)
     assert main(["receipts", "verify", "--config", str(config)]) == 0
     assert main(["receipts", "list", "--config", str(config)]) == 0
-    assert signed["run_id"] in capsys.readouterr().out
+    assert signed.run_id in capsys.readouterr().out
 
 
 def test_no_command_prints_help_and_exits_2(capsys):

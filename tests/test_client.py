@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -12,7 +11,7 @@ from enact_proxy import EnactClient
 from enact_proxy.models import Decision
 from enact_proxy.receipts.store import ReceiptError
 from policies.crm import no_duplicate_contacts
-from tests.conftest import independent_verify
+from tests.conftest import independent_verify, spec_receipts
 from workflows.new_lead import new_lead_workflow
 
 
@@ -66,7 +65,7 @@ LEAD = {"email": "jane@acme.com", "company": "Acme Inc"}
 
 
 def _files(receipt_dir) -> dict[str, dict]:
-    return {p.stem: json.loads(p.read_bytes()) for p in receipt_dir.rglob("*.json")}
+    return spec_receipts(receipt_dir)
 
 
 def test_pass_runs_three_steps_and_the_receipt_has_them(client, hubspot, receipt_dir, receipt_key):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from enact_proxy.engine import BLOCK_PREFIX, Engine
 from enact_proxy.models import ActionRequest, ActionResult, Decision, PolicyResult, RequestSummary
 from enact_proxy.policy import failed, passed
 from enact_proxy.receipts.store import ReceiptStore
+from tests.conftest import spec_records
 
 CONTACT = ActionRequest(system="hubspot", action="create_contact", payload={"email": "jane@acme.com"},
                         request=RequestSummary(method="POST", host="api.hubapi.com", path="/crm/v3/objects/contacts"))
@@ -36,7 +36,7 @@ def _engine(store: ReceiptStore, clock, policies, mode="enforce", **kw: Any) -> 
 
 
 def _receipt_files(directory: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_bytes()) for p in directory.rglob("*.json")]
+    return [r for r in spec_records(directory) if r["kind"] == "receipt"]
 
 
 def test_default_deny_without_a_workflow(store, clock):
@@ -118,7 +118,7 @@ def test_shadow_mode_records_block_but_forwards(store, clock, receipt_dir):
     assert verdict.forwards
     ticket = engine.open(verdict).result(timeout=10)
     signed = engine.close(ticket, [ActionResult(action="create_contact", system="hubspot", success=True)]
-                          ).result(timeout=10)
+                          ).result(timeout=10).record_dict()
     assert signed["decision"] == "BLOCK"
     assert signed["mode"] == "shadow"
     store.close()
@@ -134,7 +134,7 @@ def test_enforce_mode_block_does_not_forward(store, clock):
 def test_block_receipt_holds_decision_reason_and_policy_results(store, clock, receipt_dir):
     engine = _engine(store, clock, [ok_policy, refusing_policy], config_sha256="ab" * 32)
     verdict = engine.judge(CONTACT)
-    signed = engine.record(verdict).result(timeout=10)
+    signed = engine.record(verdict).result(timeout=10).record_dict()
     store.close()
     (on_disk,) = _receipt_files(receipt_dir)
     assert on_disk == signed
@@ -180,7 +180,7 @@ def test_refuse_records_a_reason_without_running_policies(store, clock):
     assert verdict.reason == "body is not valid JSON"
     assert verdict.workflow == "new_lead_workflow"
     assert calls == []
-    signed = engine.record(verdict).result(timeout=10)
+    signed = engine.record(verdict).result(timeout=10).record_dict()
     assert signed["reason"] == "body is not valid JSON"
 
 

@@ -1,18 +1,18 @@
-"""The receipt store in its own process, so chaining, signing and file writing never hold the sidecar's GIL.
+"""The receipt log writer in its own process, so chaining, signing and writing never hold the sidecar's GIL.
 
 The sidecar keeps a thin front (:class:`ProcessReceiptStore`, the same API as :class:`ReceiptStore`)
-that pickles each record onto a pipe; a child process drives the real :class:`ReceiptStore` from one
-thread, in rounds, and answers in batches: an intent once its journal entry is fsynced, a final once
-its receipt file exists (with the ``prev_hash`` and signature it was given, so the front can hand back
-the signed receipt without shipping it twice). Started inside an event loop (the sidecar), the front
-reads the answers on that loop; elsewhere on a thread. The child never blocks writing answers, so a
-front blocked on a full pipe can never wait for a child blocked on the other one.
+that pickles each record body onto a pipe; a child process drives a :class:`LogWriter` from one
+thread, in rounds (everything that arrived: one write, one fdatasync), and answers in batches with each
+record's ``seq``, ``prev_hash`` and signature, so the front hands back the signed record without it
+being shipped twice. Started inside an event loop (the sidecar), the front reads the answers on that
+loop; elsewhere on a thread. The child never blocks writing answers, so a front blocked on a full pipe
+can never wait for a child blocked on the other one. Whether records can be written at all
+(``unwritable``) travels on the same stream.
 
 Fail closed: if the child dies, every unanswered record and every later one fails with
 :class:`ReceiptError`, so nothing more is forwarded. The child outlives a crashed sidecar only long
 enough to drain its pipe (EOF is its one stop signal; it ignores SIGINT and SIGTERM), and it holds
-an exclusive lock on the receipt folder, so a restarted sidecar's writer waits for it instead of
-forking the chain.
+the folder's writer lock, so a second sidecar or ``EnactClient`` on the folder refuses to start.
 """
 
 from __future__ import annotations
@@ -29,17 +29,27 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from enact_proxy.receipts.checkpoint import load_log_signer
+from enact_proxy.receipts.note import Signer
 from enact_proxy.receipts.signing import ReceiptKey
-from enact_proxy.receipts.store import MAX_FILE_BACKLOG, Op, ReceiptError, ReceiptStore, StoreFront
+from enact_proxy.receipts.store import (
+    DEFAULT_SEGMENT_BYTES,
+    LOCK_WAIT_SECONDS,
+    MAX_ROUND,
+    Answer,
+    LogWriter,
+    Op,
+    ReceiptError,
+    StoreFront,
+    WriterBusy,
+)
 
-LOCK = ".lock"
-LOCK_WAIT_SECONDS = 30.0
+STATUS = -1  # an answer that is not about a record: whether records can be written (reason or None)
 PIPE_BYTES = 1 << 20  # room for ~1k records in flight before a slow child pushes back on the sidecar
 _LENGTH = struct.Struct(">I")
 
@@ -72,22 +82,28 @@ def _grow_pipe(fd: int) -> None:
 class ProcessReceiptStore(StoreFront):
     """A :class:`ReceiptStore` run by a child process; the futures resolve as the child answers."""
 
-    def __init__(self, directory: Path | str, key: ReceiptKey, *, checkpoint_seconds: float = 0.5,
-                 lock_wait_seconds: float = LOCK_WAIT_SECONDS):
+    def __init__(self, directory: Path | str, key: ReceiptKey, *, signer: Signer | None = None,
+                 certs_dir: Path | str | None = None, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+                 checkpoint_seconds: float = 1.0, lock_wait_seconds: float = LOCK_WAIT_SECONDS):
         self.directory = Path(directory)
         self.key = key
+        self.signer = signer
+        self.certs_dir = Path(certs_dir) if certs_dir is not None else self.directory.parent / "certs"
+        self.segment_bytes = segment_bytes
         self.checkpoint_seconds = checkpoint_seconds
         self.lock_wait_seconds = lock_wait_seconds
+        self.unwritable: str | None = None
         self._child: subprocess.Popen[bytes] | None = None
         self._out = -1
         self._reader: threading.Thread | None = None
         self._write_lock = threading.Lock()
         self._seq = itertools.count()
-        self._pending: dict[int, tuple[str, dict[str, Any], Future[Any]]] = {}
+        self._pending: dict[int, Future[Answer]] = {}
         self._failed: BaseException | None = None
 
     def start(self) -> ProcessReceiptStore:
         self.directory.mkdir(parents=True, exist_ok=True)
+        signer = self.signer or load_log_signer(self.certs_dir)
         child = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "enact_proxy.receipts.process"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, start_new_session=True,
@@ -96,14 +112,17 @@ class ProcessReceiptStore(StoreFront):
         self._child = child
         self._out = child.stdin.fileno()
         _grow_pipe(self._out)
-        # The key travels on the pipe: never in argv or the environment of a process listing.
+        # The keys travel on the pipe: never in argv or the environment of a process listing.
         _write_all(self._out, _frame({"directory": str(self.directory), "key": self.key.secret,
+                                      "signer": signer.text, "segment_bytes": self.segment_bytes,
                                       "checkpoint_seconds": self.checkpoint_seconds,
                                       "lock_wait_seconds": self.lock_wait_seconds}))
         self._acks = _FrameReader(child.stdout.fileno())
         ready = _next_frame(self._acks)
         if not isinstance(ready, dict) or not ready.get("ready"):
             self._stop_child()
+            if isinstance(ready, dict) and ready.get("busy"):
+                raise WriterBusy(str(ready["error"]))
             detail = ready.get("error") if isinstance(ready, dict) else "it exited"
             raise ReceiptError(f"receipt writer process did not start: {detail}")
         try:
@@ -154,8 +173,8 @@ class ProcessReceiptStore(StoreFront):
             child.kill()
             child.wait()
 
-    def _submit(self, kind: str, record: dict[str, Any]) -> Future[Any]:
-        future: Future[Any] = Future()
+    def _submit(self, kind: str, record: dict[str, Any]) -> Future[Answer]:
+        future: Future[Answer] = Future()
         if self._child is None or self._failed is not None:
             future.set_exception(ReceiptError(f"receipt store is not running: {self._failed or 'stopped'}"))
             return future
@@ -163,7 +182,7 @@ class ProcessReceiptStore(StoreFront):
         # never wait behind a submitter blocked on a full pipe, or the two processes would deadlock.
         with self._write_lock:
             seq = next(self._seq)
-            self._pending[seq] = (kind, record, future)
+            self._pending[seq] = future
             try:
                 _write_all(self._out, _frame((seq, kind, record)))
             except (OSError, ValueError) as exc:
@@ -189,14 +208,15 @@ class ProcessReceiptStore(StoreFront):
         no sense, so a confused writer refuses actions instead of leaving them waiting forever."""
         try:
             for batch in self._acks.read(timeout):
-                for seq, error, prev_hash, signature in batch:
-                    kind, record, future = self._pending.pop(seq)
+                for token, error, answer in batch:
+                    if token == STATUS:
+                        self.unwritable = error
+                        continue
+                    future = self._pending.pop(token)
                     if error is not None:
                         future.set_exception(ReceiptError(error))
-                    elif kind == "intent":
-                        future.set_result(record)
                     else:
-                        future.set_result({**record, "prev_hash": prev_hash, "signature": signature})
+                        future.set_result(answer)
         except (OSError, pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError) as exc:
             self._writer_gone(ReceiptError(f"receipt writer answered garbage: {type(exc).__name__}: {exc}"))
             return False
@@ -207,7 +227,7 @@ class ProcessReceiptStore(StoreFront):
         for seq in list(self._pending):
             entry = self._pending.pop(seq, None)
             if entry is not None:
-                entry[2].set_exception(self._failed)
+                entry.set_exception(self._failed)
 
 
 def _child_environ() -> dict[str, str]:
@@ -219,19 +239,6 @@ def _child_environ() -> dict[str, str]:
 
 
 # -- the child ---------------------------------------------------------------------------------
-def _lock_folder(directory: Path, wait_seconds: float) -> Any:
-    handle = open(directory / LOCK, "a+b")  # noqa: SIM115 - held for the life of the process
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return handle
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                raise ReceiptError(f"another receipt writer holds {directory / LOCK}") from None
-            time.sleep(0.05)
-
-
 class _FrameReader:
     """Frames off a pipe without blocking past a timeout: the child's one thread must also checkpoint."""
 
@@ -289,55 +296,56 @@ class _Answers:
 
 
 def _serve(inp: int, out: int) -> None:
-    """One thread does it all, in rounds: journal what arrived (one fsync), answer the intents, write
-    the files, answer the finals. Threads here would only trade the GIL back and forth."""
+    """One thread does it all, in rounds: append what arrived (one write, one fdatasync), answer,
+    checkpoint when due. Threads here would only trade the GIL back and forth."""
     reader = _FrameReader(inp)
     hello = _next_frame(reader)
     try:
         assert isinstance(hello, dict), "no start-up message"
-        directory = Path(hello["directory"])
-        directory.mkdir(parents=True, exist_ok=True)
-        lock = _lock_folder(directory, hello["lock_wait_seconds"])
-        store = ReceiptStore(directory, ReceiptKey(hello["key"]), checkpoint_seconds=hello["checkpoint_seconds"])
-        store.open_inline()
+        writer = LogWriter(Path(hello["directory"]), ReceiptKey(hello["key"]), Signer.parse(hello["signer"]),
+                           segment_bytes=hello["segment_bytes"], checkpoint_seconds=hello["checkpoint_seconds"],
+                           lock_wait_seconds=hello["lock_wait_seconds"])
+        writer.open()
+    except WriterBusy as exc:
+        _write_all(out, _frame({"error": str(exc), "busy": True}))
+        return
     except Exception as exc:  # noqa: BLE001 - reported to the sidecar, which refuses to start
         _write_all(out, _frame({"error": f"{type(exc).__name__}: {exc}"}))
         return
     _write_all(out, _frame({"ready": True}))
     answers = _Answers(out)
-    acks: list[tuple[int, str | None, str | None, Any]] = []
+    acks: list[tuple[int, str | None, Answer | None]] = []
+    told: str | None = None
 
-    def answerer(seq: int) -> Callable[[Future[Any]], None]:
-        def answer(future: Future[Any]) -> None:
+    def answerer(seq: int) -> Callable[[Future[Answer]], None]:
+        def answer(future: Future[Answer]) -> None:
             exc = future.exception()
-            if exc is not None:
-                acks.append((seq, str(exc), None, None))
-            else:
-                signed = future.result()
-                acks.append((seq, None, signed.get("prev_hash"), signed.get("signature")))
+            acks.append((seq, str(exc), None) if exc is not None else (seq, None, future.result()))
         return answer
 
     def flush() -> None:
+        nonlocal told
+        if writer.unwritable != told:
+            told = writer.unwritable
+            acks.append((STATUS, told, None))
         if acks:
             answers.send(_frame(acks))
             acks.clear()
 
     while not reader.ended:
         ops = []
-        for seq, kind, record in reader.read(store.checkpoint_seconds, answers):
+        for seq, kind, record in reader.read(writer.wait_seconds(), answers):
             op = Op(kind, record)
             op.future.add_done_callback(answerer(seq))
             ops.append(op)
-        for at in range(0, len(ops), MAX_FILE_BACKLOG):
-            store.commit_inline(ops[at:at + MAX_FILE_BACKLOG])
-            flush()  # intents: durable now, their passes are waiting
-            store.files_inline()
+        for at in range(0, len(ops), MAX_ROUND):
+            writer.commit(ops[at:at + MAX_ROUND])
             flush()
-        store.files_inline()
-    store.close_inline()
+        writer.tick()
+        flush()
+    writer.close()
     flush()
     answers.finish()
-    lock.close()
 
 
 def main() -> None:

@@ -1,85 +1,113 @@
-"""The receipt writer: durable, chained, and fast enough to sit on every request.
+"""The receipt log writer (SPEC §6): one append-only, signed, Merkle-checkpointed log per folder.
 
-Durability is batched through a journal (group commit): a writer thread chains and signs every
-pending record of a batch, appends them to ``.journal`` and fsyncs it once; only then is a record
-durable. A file thread then writes the receipt files atomically (temp file, rename) and HEAD, so the
-writer never waits on them. Every checkpoint the writer seals the journal (renames it
-``.journal.<n>``, starts a fresh one holding the still-open intents); the file thread makes the files
-written so far durable together (``syncfs``, or fsync per file where that is unavailable) and only
-then deletes the sealed segment. A restart replays every segment, so every acknowledged record
-becomes its file.
+:class:`LogWriter` is the log itself, driven by one thread in rounds (group commit): every record of a
+round is numbered, chained to the one before, HMAC-signed and appended to the current segment with one
+write and one ``fdatasync``; only then is any of them acknowledged. A round that cannot be written is
+cut back off the segment (no partial line stays behind), every record of it is refused with the reason,
+and the writer is *unwritable* until a write succeeds again (it probes at least once a second); the
+receipt of an already-durable intent is kept and written first once the disk takes it.
 
-A PASS is opened as an *intent* (durable before the action is forwarded) and closed with what was
-done; an intent never closed becomes a receipt whose outcome is unknown (on restart at the latest).
+Checkpoints (an RFC 6962 root signed as a C2SP note) are written within ``checkpoint_seconds`` of any
+new record and at a clean stop. One writer per folder: an exclusive ``flock`` on ``<dir>/.lock``.
+
+On open the writer cuts a torn last line off, continues the chain and the tree after the last record,
+and appends a receipt with an unknown outcome for every intent that never got one (a crash), before it
+takes any new record. At a clean stop it does the same for intents still open, so a stopped log has
+none.
+
+:class:`ReceiptStore` runs a :class:`LogWriter` on a thread (library mode); the sidecar runs it in a
+writer process (:mod:`enact_proxy.receipts.process`). Both are a :class:`StoreFront`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import errno
+import fcntl
 import hashlib
-import json
 import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from enact_proxy.receipts.signing import ReceiptKey, canonical_bytes, receipt_hash
+from enact_proxy.models import ActionResult, Receipt, Signature
+from enact_proxy.receipts.checkpoint import load_log_signer, sign_checkpoint
+from enact_proxy.receipts.merkle import CompactRange, leaf_hash
+from enact_proxy.receipts.note import Signer
+from enact_proxy.receipts.segments import iter_lines, list_segments, loads
+from enact_proxy.receipts.signing import ReceiptKey
 
-JOURNAL = ".journal"
 HEAD = "HEAD"
+CHECKPOINTS = "checkpoints"
+LOCK = ".lock"
 UNKNOWN_OUTCOME = {"outcome": "unknown"}
-MAX_FILE_BACKLOG = 1024  # receipts journalled but not yet written as files
+DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+LOCK_WAIT_SECONDS = 1.0  # long enough for a crashed sidecar's writer to finish, short enough to say so
+PROBE_SECONDS = 1.0  # while unwritable, a write is retried at least this often
+MAX_ROUND = 4096  # records per round at most
 
 
 class ReceiptError(Exception):
-    """A receipt could not be made durable: the action it describes must not run."""
+    """A record could not be made durable: the action it describes must not run."""
+
+
+class WriterBusy(ReceiptError):
+    """Another writer holds the folder."""
+
+
+Answer = tuple[int, str | None, dict[str, str]]  # (seq, prev_hash, signature) of a durable record
 
 
 @dataclass
 class Op:
-    kind: str  # "intent" | "final"
-    record: dict[str, Any]
-    future: Future[Any] = field(default_factory=Future)
+    kind: str  # "intent" | "receipt"
+    body: dict[str, Any]
+    future: Future[Answer] = field(default_factory=Future)
 
 
-@dataclass
-class _FileWork:
-    """Committed finals whose files are to be written, and the chain tip (run_id, hash, count) after them."""
-
-    finals: list[tuple[dict[str, Any], bytes, Future[Any]]]
-    head: tuple[str | None, str | None, int]
+def unknown_action(body: dict[str, Any]) -> dict[str, Any]:
+    return {"action": body.get("action"), "system": body.get("system"), "success": None,
+            "output": dict(UNKNOWN_OUTCOME)}
 
 
+def day_of(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d")
+
+
+# -- the front doors ---------------------------------------------------------------------------
 class StoreFront:
-    """The API front doors use; a store supplies ``_submit`` (in-process threads, or a writer process)."""
+    """What the engine uses; a store supplies ``_submit`` (in-process thread, or a writer process)."""
 
-    def open_intent(self, draft: dict[str, Any]) -> Future[Ticket]:
-        """Make ``draft`` durable as an intent; the future's ticket closes it later."""
-        record = {**draft, "actions_taken": [_unknown_action(draft)]}
-        inner = self._submit("intent", record)
+    unwritable: str | None = None  # why records cannot be written right now (None: they can)
+
+    def open_intent(self, draft: Receipt | dict[str, Any]) -> Future[Ticket]:
+        """Make the intent of ``draft`` durable; the future's ticket closes it with its receipt."""
+        receipt = _as_receipt(draft)
+        inner = self._submit("intent", receipt.intent_body())
         outer: Future[Ticket] = Future()
 
-        def done(f: Future[Any]) -> None:
+        def done(f: Future[Answer]) -> None:
             exc = f.exception()
             if exc is not None:
                 outer.set_exception(exc)
             else:
-                outer.set_result(Ticket(self, draft))
+                outer.set_result(Ticket(self, receipt, f.result()[0]))
 
         inner.add_done_callback(done)
         return outer
 
-    def write(self, record: dict[str, Any]) -> Future[dict[str, Any]]:
-        """Chain, sign and durably write a finished record; the future holds the signed receipt
-        once its file exists."""
-        return self._submit("final", record)
+    def write(self, draft: Receipt | dict[str, Any]) -> Future[Receipt]:
+        """Append the receipt of a decision; the future holds it signed, once it is durable."""
+        receipt = _as_receipt(draft)
+        return _signed(receipt, self._submit("receipt", receipt.body()))
 
-    def _submit(self, kind: str, record: dict[str, Any]) -> Future[Any]:
+    def _submit(self, kind: str, body: dict[str, Any]) -> Future[Answer]:
         raise NotImplementedError
 
     def start(self) -> StoreFront:
@@ -89,111 +117,436 @@ class StoreFront:
         raise NotImplementedError
 
 
-class Ticket:
-    """An opened (durable) intent; close it exactly once with what was done."""
+def _as_receipt(draft: Receipt | dict[str, Any]) -> Receipt:
+    return draft if isinstance(draft, Receipt) else Receipt.model_validate(draft)
 
-    def __init__(self, store: StoreFront, draft: dict[str, Any]):
+
+def _signed(receipt: Receipt, inner: Future[Answer]) -> Future[Receipt]:
+    outer: Future[Receipt] = Future()
+
+    def done(f: Future[Answer]) -> None:
+        exc = f.exception()
+        if exc is not None:
+            outer.set_exception(exc)
+            return
+        seq, prev_hash, signature = f.result()
+        outer.set_result(receipt.model_copy(update={
+            "seq": seq, "prev_hash": prev_hash, "signature": Signature.model_construct(
+                alg=signature["alg"], key_id=signature["key_id"], value=signature["value"])}))
+
+    inner.add_done_callback(done)
+    return outer
+
+
+class Ticket:
+    """A durable intent; close it exactly once with what was done."""
+
+    def __init__(self, store: StoreFront, draft: Receipt, intent_seq: int | None = None):
         self._store = store
         self.draft = draft
-        self.run_id: str = draft["run_id"]
+        self.run_id: str = draft.run_id
+        self.intent_seq = intent_seq
         self._closed = False
 
-    def close(self, actions_taken: list[dict[str, Any]]) -> Future[dict[str, Any]]:
+    def close(self, actions_taken: list[ActionResult | dict[str, Any]],
+              redacted: list[str] | None = None) -> Future[Receipt]:
         if self._closed:
             raise RuntimeError(f"receipt {self.run_id} already closed")
         self._closed = True
-        return self._store._submit("final", {**self.draft, "actions_taken": actions_taken})
+        taken = [a if isinstance(a, ActionResult) else ActionResult.model_validate(a) for a in actions_taken]
+        update: dict[str, Any] = {"actions_taken": taken}
+        if redacted is not None:
+            update["redacted"] = redacted
+        return self._store.write(self.draft.model_copy(update=update))
 
 
-def receipt_path(directory: Path, record: dict[str, Any]) -> Path:
-    day = str(record.get("timestamp", ""))[:10] or "undated"
-    return directory / day / f"{record['run_id']}.json"
+# -- the log itself ----------------------------------------------------------------------------
+def lock_folder(directory: Path, wait_seconds: float = LOCK_WAIT_SECONDS) -> Any:
+    """Hold ``<dir>/.lock`` exclusively, or raise :class:`WriterBusy` naming who holds it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    handle = open(directory / LOCK, "a+b")  # noqa: SIM115 - held for the life of the writer
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                handle.seek(0)
+                holder = handle.read(64).decode("ascii", "replace").strip() or "unknown"
+                handle.close()
+                raise WriterBusy(f"another receipt writer (pid {holder}) is writing to {directory}: one writer "
+                                 "per receipts folder; stop it or give this one its own receipts.dir") from None
+            time.sleep(0.02)
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()).encode())
+    handle.flush()
+    return handle
 
 
-def _load_syncfs() -> Any:
+def is_live(directory: Path) -> bool:
+    """Whether a writer holds the folder right now."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.syncfs
-    except (OSError, AttributeError):
-        return None
+        fd = os.open(directory / LOCK, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
-_SYNCFS = _load_syncfs()
-
-
-class ReceiptStore(StoreFront):
-    def __init__(self, directory: Path | str, key: ReceiptKey, *, checkpoint_seconds: float = 0.5):
+class LogWriter:
+    def __init__(self, directory: Path | str, key: ReceiptKey, signer: Signer, *,
+                 segment_bytes: int = DEFAULT_SEGMENT_BYTES, checkpoint_seconds: float = 1.0,
+                 lock_wait_seconds: float = LOCK_WAIT_SECONDS, clock: Callable[[], float] = time.time):
         self.directory = Path(directory)
         self.key = key
+        self.signer = signer
+        self.segment_bytes = max(1, int(segment_bytes))
         self.checkpoint_seconds = checkpoint_seconds
-        self._queue: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
-        self._files: queue.SimpleQueue[_FileWork | Path | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._filer: threading.Thread | None = None
-        self._journal: Any = None
-        self._open_intents: dict[str, dict[str, Any]] = {}
-        self._folders: set[Path] = set()
-        self._written: list[Path] = []  # files since the last sync (only where syncfs is missing)
-        self._backlog = threading.BoundedSemaphore(MAX_FILE_BACKLOG)
-        self._segment = 0
-        self._dirty = False
-        self._last_seal = time.monotonic()
-        self._failed: BaseException | None = None
-        self.tip_hash: str | None = None
-        self.tip_run_id: str | None = None
-        self.count = 0
+        self.lock_wait_seconds = lock_wait_seconds
+        self.clock = clock
+        self.seq = 0  # the next record's
+        self.tip: str | None = None  # SHA-256 hex of the last record's bytes
+        self.tree = CompactRange()
+        self.open_intents: dict[str, dict[str, Any]] = {}  # run_id -> intent body
+        self.unwritable: str | None = None
+        self._deferred: list[Op] = []  # receipts of durable intents whose write failed: written first
+        self._lock: Any = None
+        self._fd = -1
+        self._segment: Path | None = None
+        self._segment_day = ""
+        self._size = 0  # bytes of the current segment that are durable records
+        self._checkpointed = -1
+        self._last_checkpoint = 0.0
+        self._last_probe = 0.0
+        self._dirs_synced: set[Path] = set()
 
-    # -- lifecycle -------------------------------------------------------------------------
+    # -- open / close --------------------------------------------------------------------------
+    def open(self) -> None:
+        self._lock = lock_folder(self.directory, self.lock_wait_seconds)
+        try:
+            self._recover()
+            # Intents a crash left without their receipt get one now, before any new record.
+            self._close_open_intents()
+            self.checkpoint(force=True)
+        except BaseException:
+            self._release()
+            raise
+
+    def close(self) -> None:
+        """A clean stop: every open intent gets its unknown-outcome receipt, then a final checkpoint."""
+        if self._lock is None:
+            return
+        with contextlib.suppress(ReceiptError):
+            self._close_open_intents()
+        with contextlib.suppress(OSError):
+            self.checkpoint(force=True)
+        for op in self._deferred:
+            if not op.future.done():
+                op.future.set_exception(ReceiptError("receipt store stopped"))
+        self._release()
+
+    def _release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def _close_open_intents(self) -> None:
+        if not self.open_intents:
+            return
+        ops = [Op("receipt", {**body, "actions_taken": [unknown_action(body)]})
+               for body in list(self.open_intents.values())]
+        self.commit(ops)
+        failed = [op.future.exception() for op in ops if op.future.exception() is not None]
+        if failed:
+            raise ReceiptError(f"could not write the receipts of interrupted actions: {failed[0]}")
+
+    def _recover(self) -> None:
+        """Continue after the last complete record; cut a torn line off the last segment."""
+        segments = list_segments(self.directory)
+        torn: list[Any] = []
+        last: bytes | None = None
+        count = 0
+        for line in iter_lines(segments, torn):
+            count += 1
+            last = line.data
+            self.tree.append(leaf_hash(line.data))
+            try:
+                record = loads(line.data)
+                kind, run_id = record.get("kind"), record.get("run_id")
+            except (ValueError, AttributeError):
+                continue  # not a record: verify names it; the chain continues after its bytes
+            if kind == "intent" and isinstance(run_id, str):
+                body = {k: v for k, v in record.items() if k not in ("kind", "seq", "prev_hash", "signature")}
+                self.open_intents[run_id] = body
+            elif kind == "receipt":
+                self.open_intents.pop(run_id, None)
+        self.seq = count
+        self.tip = hashlib.sha256(last).hexdigest() if last is not None else None
+        for piece in torn:
+            if segments and piece.segment == segments[-1]:
+                # Never acknowledged (the fsync that would have made it a record did not return).
+                with open(piece.segment.path, "r+b") as fh:
+                    fh.truncate(piece.offset)
+                    os.fsync(fh.fileno())
+        if segments:
+            newest = segments[-1]
+            size = newest.path.stat().st_size
+            if size == 0 and newest.first != self.seq:
+                newest.path.unlink()  # an empty segment named for another seq: never held a record
+            else:
+                self._open_segment(newest.path, newest.path.parent.name, size)
+
+    # -- appending -----------------------------------------------------------------------------
+    def _open_segment(self, path: Path, day: str, size: int) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._segment, self._segment_day, self._size = path, day, size
+
+    def _new_segment(self, day: str) -> None:
+        folder = self.directory / day
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{self.seq:012d}.jsonl"
+        self._open_segment(path, day, 0)
+        # The new name must survive a crash before any record in it is acknowledged.
+        os.fsync(self._fd)
+        if folder not in self._dirs_synced:
+            _fsync_dir(self.directory)
+            self._dirs_synced.add(folder)
+        _fsync_dir(folder)
+
+    def commit(self, ops: list[Op]) -> None:
+        """Append ``ops`` as one round: one write and one fdatasync per segment touched, then answer."""
+        if self._deferred:
+            ops = self._deferred + ops
+            self._deferred = []
+        if not ops:
+            return
+        saved = (self.seq, self.tip, self.tree.copy())
+        segment_before = (self._segment, self._segment_day, self._size)
+        created: list[Path] = []
+        answers: list[Answer] = []
+        try:
+            today = day_of(self.clock())
+            if self._fd < 0 or self._segment_day != today:
+                self._new_segment(today)
+                created.append(self._segment)  # type: ignore[arg-type]
+            chunk: list[bytes] = []
+            pending = 0
+            sign = self.key.signed_with_bytes
+            for op in ops:
+                unsigned = op.body
+                unsigned["kind"] = op.kind
+                unsigned["seq"] = self.seq
+                unsigned["prev_hash"] = self.tip
+                signed, line = sign(unsigned)
+                for k in ("kind", "seq", "prev_hash"):
+                    del unsigned[k]
+                if self._size + pending and self._size + pending + len(line) + 1 > self.segment_bytes:
+                    self._flush(chunk)
+                    chunk, pending = [], 0
+                    self._new_segment(today)
+                    created.append(self._segment)  # type: ignore[arg-type]
+                chunk.append(line)
+                pending += len(line) + 1
+                answers.append((self.seq, self.tip, signed["signature"]))
+                self.tip = hashlib.sha256(line).hexdigest()
+                self.tree.append(leaf_hash(line))
+                self.seq += 1
+            self._flush(chunk)
+        except OSError as exc:
+            self._undo(saved, segment_before, created)
+            self._refuse(ops, exc)
+            return
+        if self.unwritable is not None:
+            self.unwritable = None
+        for op, answer in zip(ops, answers, strict=True):
+            run_id = op.body.get("run_id")
+            if op.kind == "intent":
+                self.open_intents[run_id] = op.body  # type: ignore[index]
+            else:
+                self.open_intents.pop(run_id, None)  # type: ignore[arg-type]
+            if not op.future.done():
+                op.future.set_result(answer)
+
+    def _flush(self, chunk: list[bytes]) -> None:
+        if not chunk:
+            return
+        data = b"\n".join(chunk) + b"\n"
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            if written <= 0:
+                raise OSError(errno.EIO, "short write")
+            view = view[written:]
+        os.fdatasync(self._fd)
+        self._size += len(data)
+
+    def _undo(self, saved: tuple[int, str | None, CompactRange], segment_before: tuple[Path | None, str, int],
+              created: list[Path]) -> None:
+        """Leave the log exactly as it was before the failed round: no partial line behind."""
+        self.seq, self.tip, self.tree = saved
+        for path in created:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        before, day, size = segment_before
+        if before is None:
+            if self._fd >= 0:
+                os.close(self._fd)
+            self._fd, self._segment, self._size = -1, None, 0
+            return
+        with contextlib.suppress(OSError):
+            self._open_segment(before, day, size)
+        try:
+            os.truncate(before, size)
+        except OSError:
+            # Cannot cut it back now: the next round retries through _fd < 0 -> reopen and truncate.
+            if self._fd >= 0:
+                os.close(self._fd)
+            self._fd = -1
+
+    def _refuse(self, ops: list[Op], exc: OSError) -> None:
+        reason = f"receipts cannot be written to {self.directory}: {exc.strerror or exc}"
+        self.unwritable = reason
+        self._last_probe = time.monotonic()
+        for op in ops:
+            if op.kind == "receipt" and op.body.get("run_id") in self.open_intents:
+                # Its intent is durable (the action may have run): keep it, write it first.
+                self._deferred.append(Op(op.kind, op.body))
+                if not op.future.done():
+                    op.future.set_exception(ReceiptError(f"{reason}; kept, written once the disk takes it"))
+            elif not op.future.done():
+                op.future.set_exception(ReceiptError(reason))
+
+    # -- time-driven work ----------------------------------------------------------------------
+    def wait_seconds(self) -> float:
+        """How long the driver may block before ``tick`` has something to do."""
+        waits = [PROBE_SECONDS if self.unwritable else 3600.0]
+        if self.seq != self._checkpointed:
+            waits.append(self._last_checkpoint + self.checkpoint_seconds - time.monotonic())
+        return max(0.0, min(waits))
+
+    def tick(self) -> None:
+        if self.unwritable is not None and time.monotonic() - self._last_probe >= PROBE_SECONDS:
+            self.probe()
+        if self.seq != self._checkpointed and time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds:
+            with contextlib.suppress(OSError):  # retried next tick; records are durable already
+                self.checkpoint()
+
+    def probe(self) -> None:
+        """While unwritable: write what is deferred, or a probe file, to learn whether writes work again."""
+        self._last_probe = time.monotonic()
+        if self._deferred:
+            self.commit([])
+            return
+        probe = self.directory / ".probe"
+        try:
+            if self._fd < 0 and self._segment is not None:
+                self._open_segment(self._segment, self._segment_day, self._size)
+                os.truncate(self._segment, self._size)
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(fd, b"\0" * 65536)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self.unwritable = f"receipts cannot be written to {self.directory}: {exc.strerror or exc}"
+        else:
+            self.unwritable = None
+        finally:
+            with contextlib.suppress(OSError):
+                probe.unlink()
+
+    def checkpoint(self, *, force: bool = False) -> None:
+        """Sign the tree of every record so far; ``checkpoints/<size>`` then ``HEAD``."""
+        if self.seq == self._checkpointed and not force:
+            return
+        size = self.seq
+        note = sign_checkpoint(self.signer, size, self.tree.root()).encode("utf-8")
+        folder = self.directory / CHECKPOINTS
+        if not folder.is_dir():
+            folder.mkdir(exist_ok=True)
+            _fsync_dir(self.directory)
+        _atomic_write(folder / str(size), note)
+        _atomic_write(self.directory / HEAD, note)
+        _fsync_dir(folder)
+        _fsync_dir(self.directory)
+        self._checkpointed = size
+        self._last_checkpoint = time.monotonic()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- library mode: the writer on a thread ------------------------------------------------------
+class ReceiptStore(StoreFront):
+    """The log written by a thread of this process (``EnactClient``; tests)."""
+
+    def __init__(self, directory: Path | str, key: ReceiptKey, *, signer: Signer | None = None,
+                 certs_dir: Path | str | None = None, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+                 checkpoint_seconds: float = 1.0, lock_wait_seconds: float = LOCK_WAIT_SECONDS):
+        self.directory = Path(directory)
+        self.key = key
+        self.certs_dir = Path(certs_dir) if certs_dir is not None else self.directory.parent / "certs"
+        self.signer = signer
+        self.segment_bytes = segment_bytes
+        self.checkpoint_seconds = checkpoint_seconds
+        self.lock_wait_seconds = lock_wait_seconds
+        self._queue: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._writer: LogWriter | None = None
+        self._failed: BaseException | None = None
+
     def start(self) -> ReceiptStore:
-        self.open_inline()
-        self._filer = threading.Thread(target=self._file_loop, name="enact-receipt-files", daemon=True)
-        self._filer.start()
+        signer = self.signer or load_log_signer(self.certs_dir)
+        writer = LogWriter(self.directory, self.key, signer, segment_bytes=self.segment_bytes,
+                           checkpoint_seconds=self.checkpoint_seconds, lock_wait_seconds=self.lock_wait_seconds)
+        writer.open()  # raises WriterBusy when another writer has the folder
+        self._writer = writer
         self._thread = threading.Thread(target=self._run, name="enact-receipts", daemon=True)
         self._thread.start()
         return self
 
-    # -- inline: the same store driven by one caller thread (the writer process) -------------
-    def open_inline(self) -> None:
-        """Recover what is on disk and open the journal (``start`` does this, then starts its threads)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._recover()
-        self._journal = open(self.directory / JOURNAL, "ab")  # noqa: SIM115 - held open for appends
-
-    def commit_inline(self, batch: list[Op]) -> None:
-        """Journal ``batch`` (one fsync) and answer its intents; ``files_inline`` answers its finals."""
-        if self._failed is not None:
-            for op in batch:
-                op.future.set_exception(ReceiptError(f"receipt store is not running: {self._failed}"))
-        elif batch:
-            self._commit(batch)
-
-    def files_inline(self) -> None:
-        self._maybe_seal()
-        self._file_round(self._take_files(block=False))
-
-    def close_inline(self) -> None:
-        with contextlib.suppress(OSError):
-            self._seal()
-        self._file_round(self._take_files(block=False))
-        self._journal.close()
-        self._journal = None
+    @property
+    def unwritable(self) -> str | None:  # type: ignore[override]
+        return self._writer.unwritable if self._writer is not None else None
 
     def close(self) -> None:
-        """Flush every queued record, sync every file and leave only the open intents journalled."""
+        """Write everything queued, close open intents, checkpoint, release the folder."""
         if self._thread is None:
             return
         self._queue.put(None)
         self._thread.join()
         self._thread = None
-        with contextlib.suppress(OSError):
-            self._seal()
-        self._files.put(None)
-        if self._filer is not None:
-            self._filer.join()
-            self._filer = None
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
 
     def __enter__(self) -> ReceiptStore:
         return self.start()
@@ -201,290 +554,52 @@ class ReceiptStore(StoreFront):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _submit(self, kind: str, record: dict[str, Any]) -> Future[Any]:
-        op = Op(kind, record)
+    def _submit(self, kind: str, body: dict[str, Any]) -> Future[Answer]:
+        op = Op(kind, body)
         if self._thread is None or self._failed is not None:
             op.future.set_exception(ReceiptError(f"receipt store is not running: {self._failed or 'stopped'}"))
         else:
             self._queue.put(op)
         return op.future
 
-    # -- the writer thread: chain, sign, journal --------------------------------------------
     def _run(self) -> None:
+        writer = self._writer
+        assert writer is not None
         stopping = False
-        while not stopping:
-            try:
-                first = self._queue.get(timeout=self.checkpoint_seconds)
-            except queue.Empty:
-                self._maybe_seal()
-                continue
-            batch: list[Op] = []
-            for op in self._drain(first):
-                if op is None:
-                    stopping = True
-                else:
-                    batch.append(op)
-            if batch:
-                self._commit(batch)
-            self._maybe_seal()
-
-    def _drain(self, first: Op | None) -> list[Op | None]:
-        ops = [first]
-        while len(ops) < MAX_FILE_BACKLOG:  # a batch never needs more backlog than exists
-            try:
-                ops.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return ops
-
-    def _commit(self, batch: list[Op]) -> None:
-        lines: list[bytes] = []
-        finals: list[tuple[dict[str, Any], bytes, Future[Any]]] = []
-        saved = (self.tip_hash, self.tip_run_id, self.count)
-        for op in batch:
-            if op.kind == "intent":
-                lines.append(canonical_bytes({"t": "intent", "receipt": op.record}))
-            else:
-                signed, body = self._chain(op.record)
-                # canonical_bytes({"n": ..., "receipt": ..., "t": "final"}) without serialising twice
-                lines.append(b'{"n":%d,"receipt":%s,"t":"final"}' % (self.count, body))
-                finals.append((signed, body, op.future))
         try:
-            self._journal.write(b"\n".join(lines) + b"\n")
-            self._journal.flush()
-            os.fsync(self._journal.fileno())
-        except OSError as exc:
-            self.tip_hash, self.tip_run_id, self.count = saved
-            error = ReceiptError(f"receipt journal write failed: {exc}")
-            for op in batch:
-                op.future.set_exception(error)
-            return
-        # Durable now. An intent is answered at once (its pass is waiting to be forwarded); a final
-        # is answered by the file thread once its receipt file exists.
-        self._dirty = True
-        for op in batch:
-            if op.kind == "intent":
-                self._open_intents[op.record["run_id"]] = op.record
-                op.future.set_result(op.record)
-            else:
-                self._open_intents.pop(op.record["run_id"], None)
-        if finals:
-            for _ in finals:  # bounded: a file thread that falls behind slows the writer, not memory
-                self._backlog.acquire()
-            self._files.put(_FileWork(finals, (self.tip_run_id, self.tip_hash, self.count)))
+            while not stopping:
+                try:
+                    first = self._queue.get(timeout=writer.wait_seconds())
+                except queue.Empty:
+                    writer.tick()
+                    continue
+                batch: list[Op] = []
+                item: Op | None = first
+                while True:
+                    if item is None:
+                        stopping = True
+                    else:
+                        batch.append(item)
+                    if len(batch) >= MAX_ROUND:
+                        break
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                writer.commit(batch)
+                writer.tick()
+        except BaseException as exc:  # noqa: BLE001 - fail closed: every later record is refused
+            self._failed = exc
+            raise
+        finally:
+            writer.close()
+            self._drain_refused()
 
-    def _chain(self, record: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-        """Link ``record`` to the tip and sign it; returns it with its canonical bytes."""
-        unsigned = {k: v for k, v in record.items() if k != "signature"}
-        unsigned["prev_hash"] = self.tip_hash
-        signed, body = self.key.signed_with_bytes(unsigned)
-        self.tip_hash = hashlib.sha256(body).hexdigest()
-        self.tip_run_id = signed["run_id"]
-        self.count += 1
-        return signed, body
-
-    def _maybe_seal(self) -> None:
-        if self._dirty and time.monotonic() - self._last_seal >= self.checkpoint_seconds:
-            try:
-                self._seal()
-            except OSError as exc:
-                self._failed = ReceiptError(f"receipt checkpoint failed: {exc}")
-
-    def _seal(self) -> None:
-        """Start a fresh journal (holding the still-open intents) and hand the sealed one to the
-        file thread, which deletes it once every file it covers is durable."""
-        self._segment += 1
-        sealed = self.directory / f"{JOURNAL}.{self._segment}"
-        self._journal.close()
-        os.replace(self.directory / JOURNAL, sealed)
-        lines = b"".join(
-            canonical_bytes({"t": "intent", "receipt": r}) + b"\n" for r in self._open_intents.values()
-        )
-        self._journal = open(self.directory / JOURNAL, "ab")  # noqa: SIM115
-        if lines:
-            self._journal.write(lines)
-            self._journal.flush()
-            os.fsync(self._journal.fileno())
-        self._files.put(sealed)
-        self._dirty = False
-        self._last_seal = time.monotonic()
-
-    # -- the file thread: receipt files, HEAD, checkpoints ----------------------------------
-    def _file_loop(self) -> None:
-        while self._file_round(self._take_files(block=True)):
-            pass
-
-    def _take_files(self, *, block: bool) -> list[_FileWork | Path | None]:
-        """Everything waiting for the file thread: one HEAD per round, not one per writer batch."""
-        pending: list[_FileWork | Path | None] = [self._files.get()] if block else []
+    def _drain_refused(self) -> None:
         while True:
             try:
-                pending.append(self._files.get_nowait())
+                op = self._queue.get_nowait()
             except queue.Empty:
-                return pending
-
-    def _file_round(self, pending: list[_FileWork | Path | None]) -> bool:
-        """Write the files and checkpoints of ``pending``; False once the stop marker is among them."""
-        going = True
-        work: list[_FileWork] = []
-        for item in pending:
-            if item is None:
-                going = False
-            elif isinstance(item, _FileWork):
-                work.append(item)
-            else:
-                self._write_files(work)
-                work = []
-                self._checkpoint(item)
-        self._write_files(work)
-        return going
-
-    def _checkpoint(self, sealed: Path) -> None:
-        try:
-            self._sync_files(self._written)
-            self._written = []
-            sealed.unlink()
-        except OSError as exc:
-            # The sealed segment stays: a restart replays it. New writes must not pretend otherwise.
-            self._failed = ReceiptError(f"receipt checkpoint failed: {exc}")
-
-    def _write_files(self, work: list[_FileWork]) -> None:
-        if not work:
-            return
-        finals = [final for item in work for final in item.finals]
-        try:
-            for signed, body, _ in finals:
-                path = self._write_file(signed, body)
-                if _SYNCFS is None:
-                    self._written.append(path)
-            self._write_head(*work[-1].head)
-        except OSError as exc:
-            # Everything acknowledged is in the journal, which stays: a restart writes the files.
-            self._failed = ReceiptError(f"receipt file write failed: {exc}")
-        for signed, _, future in finals:
-            if self._failed is None:
-                future.set_result(signed)
-            elif not future.done():
-                future.set_exception(self._failed)
-        self._backlog.release(len(finals))
-
-    def _write_file(self, signed: dict[str, Any], body: bytes | None = None) -> Path:
-        """The file holds the canonical bytes: what was hashed is what is on disk."""
-        path = receipt_path(self.directory, signed)
-        if path.parent not in self._folders:
-            path.parent.mkdir(exist_ok=True)
-            self._folders.add(path.parent)
-        _atomic_write(path, (body if body is not None else canonical_bytes(signed)) + b"\n")
-        return path
-
-    def _write_head(self, run_id: str | None, digest: str | None, count: int) -> None:
-        head = self.key.signed({"run_id": run_id, "hash": digest, "count": count})
-        _atomic_write(self.directory / HEAD, canonical_bytes(head) + b"\n")
-
-    def _sync_files(self, files: list[Path]) -> None:
-        if _SYNCFS is not None:
-            fd = os.open(self.directory, os.O_RDONLY)
-            try:
-                if _SYNCFS(fd) == 0:
-                    return
-            finally:
-                os.close(fd)
-        for path in {*files, self.directory / HEAD}:
-            with contextlib.suppress(FileNotFoundError):
-                _fsync_path(path)
-        for folder in {p.parent for p in files} | {self.directory}:
-            _fsync_path(folder)
-
-    # -- recovery ----------------------------------------------------------------------------
-    def _recover(self) -> None:
-        """Continue the chain found on disk and turn every journalled record into its file."""
-        segments = sorted(self.directory.glob(f"{JOURNAL}.*"), key=lambda p: int(p.suffix[1:] or 0))
-        finals, intents = _read_journal([*segments, self.directory / JOURNAL])
-        head = self._read_head()
-        if head is not None:
-            self.tip_run_id, self.tip_hash, self.count = head["run_id"], head["hash"], head["count"]
-        elif any(self.directory.rglob("*.json")):
-            self._adopt_tip_by_scan()
-        for n, signed in finals:
-            path = receipt_path(self.directory, signed)
-            if not path.exists():
-                self._write_file(signed)
-            if n > self.count:
-                self.tip_hash, self.tip_run_id, self.count = receipt_hash(signed), signed["run_id"], n
-        closed = {signed["run_id"] for _, signed in finals}
-        for run_id, draft in intents.items():
-            if run_id not in closed:
-                self._write_file(*self._chain({**draft, "actions_taken": [_unknown_action(draft)]}))
-        if self.count:
-            self._write_head(self.tip_run_id, self.tip_hash, self.count)
-        self._sync_files([])
-        _atomic_write(self.directory / JOURNAL, b"")
-        for segment in segments:
-            segment.unlink()
-
-    def _read_head(self) -> dict[str, Any] | None:
-        path = self.directory / HEAD
-        try:
-            head = json.loads(path.read_bytes())
-        except (OSError, ValueError):
-            return None
-        if not isinstance(head, dict) or not self.key.verify(head):
-            return None
-        return head
-
-    def _adopt_tip_by_scan(self) -> None:
-        records = []
-        for path in self.directory.rglob("*.json"):
-            try:
-                records.append(json.loads(path.read_bytes()))
-            except (OSError, ValueError):
-                continue
-        referenced = {r.get("prev_hash") for r in records}
-        tips = [r for r in records if receipt_hash(r) not in referenced]
-        if tips:
-            tip = max(tips, key=lambda r: str(r.get("timestamp")))
-            self.tip_hash, self.tip_run_id, self.count = receipt_hash(tip), tip["run_id"], len(records)
-
-
-def _unknown_action(draft: dict[str, Any]) -> dict[str, Any]:
-    return {"action": draft.get("action"), "system": draft.get("system"), "success": None,
-            "output": dict(UNKNOWN_OUTCOME)}
-
-
-def _read_journal(paths: list[Path]) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, dict[str, Any]]]:
-    finals: list[tuple[int, dict[str, Any]]] = []
-    intents: dict[str, dict[str, Any]] = {}
-    raw = b""
-    for path in paths:
-        with contextlib.suppress(FileNotFoundError):
-            raw += path.read_bytes() + b"\n"
-    for line in raw.split(b"\n"):
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue  # a torn last line was never acknowledged
-        if not isinstance(entry, dict) or not isinstance(entry.get("receipt"), dict):
-            continue
-        if entry.get("t") == "final":
-            finals.append((int(entry.get("n", 0)), entry["receipt"]))
-        elif entry.get("t") == "intent":
-            intents[entry["receipt"]["run_id"]] = entry["receipt"]
-    return finals, intents
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+                return
+            if op is not None and not op.future.done():
+                op.future.set_exception(ReceiptError("receipt store stopped"))

@@ -60,15 +60,37 @@ def write_config(directory: Path, *, systems: dict[str, Any], workflows: dict[st
 class RunningSidecar(SidecarProcess):
     """A sidecar process plus what tests read: its receipts."""
 
+    def records(self) -> list[dict[str, Any]]:
+        """Every complete record of the log (intents and receipts), in log order."""
+        return log_records(self.receipts_dir)
+
     def receipts(self) -> list[dict[str, Any]]:
-        """Every receipt on disk, oldest first (the store writes each before answering the agent)."""
-        found = [json.loads(p.read_text()) for p in self.receipts_dir.rglob("*.json")]
-        return sorted(found, key=lambda r: r["timestamp"])
+        """Every receipt record, oldest decision first (the store writes each before answering the agent)."""
+        found = [r for r in self.records() if r.get("kind") == "receipt"]
+        return sorted(found, key=lambda r: (r["timestamp"], r["seq"]))
 
     def receipt(self, run_id: str) -> dict[str, Any]:
-        wait_until(lambda: any(self.receipts_dir.rglob(f"{run_id}.json")), what=f"receipt {run_id}")
-        path = next(self.receipts_dir.rglob(f"{run_id}.json"))
-        return json.loads(path.read_text())
+        found: list[dict[str, Any]] = []
+
+        def written() -> bool:
+            found[:] = [r for r in self.receipts() if r["run_id"] == run_id]
+            return bool(found)
+
+        wait_until(written, what=f"receipt {run_id}")
+        return found[0]
+
+    def log_text(self) -> bytes:
+        """Every byte of every segment (to look for what must never be written)."""
+        return b"".join(p.read_bytes() for p in sorted(self.receipts_dir.glob("*/*.jsonl")))
+
+
+def log_records(directory: Path) -> list[dict[str, Any]]:
+    """The complete lines of the log's segments, ordered by the first seq in their names."""
+    records: list[dict[str, Any]] = []
+    for path in sorted(directory.glob("*/*.jsonl"), key=lambda p: int(p.stem)):
+        data = path.read_bytes()
+        records += [json.loads(line) for line in data[: data.rfind(b"\n") + 1].splitlines()]
+    return records
 
 
 def start_sidecar(directory: Path, config: Path | None = None, env: dict[str, str] | None = None,

@@ -12,9 +12,19 @@ from pathlib import Path
 import pytest
 import requests
 
+from enact_proxy.receipts.checkpoint import load_verifier
 from enact_proxy.receipts.signing import ReceiptKey
-from enact_proxy.receipts.verify import verify_directory
-from tests.e2e.harness import start_sidecar, write_config
+from enact_proxy.receipts.verify import verify_log
+from tests.conftest import independent_verify
+from tests.e2e.harness import RunningSidecar, start_sidecar, write_config
+
+
+def _verified(directory: Path, receipts: Path) -> None:
+    certs = directory / "certs"
+    key = ReceiptKey.load(certs, create=False)
+    report = verify_log(receipts, key, load_verifier(certs / "receipt-log.pub"))
+    assert report.ok, report.problems
+    assert independent_verify(receipts, key.secret, (certs / "receipt-log.pub").read_text()) == []
 
 
 class _Stalling(BaseHTTPRequestHandler):
@@ -64,19 +74,46 @@ def test_a_crash_mid_request_still_ends_in_one_receipt_with_unknown_outcome(tmp_
     sidecar.process.send_signal(signal.SIGKILL)
     sidecar.process.wait()
     caller.join(30)
-    assert list(sidecar.receipts_dir.rglob("*.json")) == []  # only the journal knows so far
+    intents = [r for r in sidecar.records() if r["kind"] == "intent"]
+    assert len(intents) == 1 and "actions_taken" not in intents[0]  # durable before it was forwarded
 
     restarted = start_sidecar(tmp_path)
     assert restarted.stop() == 0
     receipts = restarted.receipts()
     assert len(receipts) == 1
     (receipt,) = receipts
+    assert receipt["run_id"] == intents[0]["run_id"] and receipt["seq"] > intents[0]["seq"]
     assert receipt["decision"] == "PASS"
     assert receipt["action"] == "github.read"
     assert receipt["actions_taken"] == [{"action": "github.read", "system": "github", "success": None,
                                          "output": {"outcome": "unknown"}}]
-    key = ReceiptKey.load(tmp_path / "certs", create=False)
-    assert verify_directory(sidecar.receipts_dir, key).ok
+    _verified(tmp_path, sidecar.receipts_dir)
+
+
+def test_a_torn_last_line_is_cut_off_at_restart_and_the_log_goes_on(tmp_path: Path, stalling_upstream: str) -> None:
+    write_config(tmp_path, systems={"github": {"upstream": stalling_upstream, "git_upstream": stalling_upstream}},
+                 workflows={"reads": ["github.read"]}, policies=[])
+    _Stalling.release.set()
+    sidecar = start_sidecar(tmp_path)
+
+    def read(running: RunningSidecar) -> requests.Response:
+        env = running.agent_env()
+        return requests.get("https://api.github.com/repos/acme/app", timeout=30,
+                            proxies={"https": env["HTTPS_PROXY"]}, verify=env["REQUESTS_CA_BUNDLE"])
+
+    assert read(sidecar).headers["X-Enact-Decision"] == "PASS"
+    sidecar.process.send_signal(signal.SIGKILL)  # no clean stop
+    sidecar.process.wait()
+    (segment,) = sorted(sidecar.receipts_dir.glob("*/*.jsonl"))
+    before = segment.read_bytes()
+    segment.write_bytes(before + b'{"kind":"receipt","seq":')  # a write the crash cut short
+    restarted = start_sidecar(tmp_path)
+    assert read(restarted).headers["X-Enact-Decision"] == "PASS"
+    assert restarted.stop() == 0
+    after = segment.read_bytes()
+    assert after.startswith(before) and after.endswith(b"\n") and b'"seq":{' not in after
+    assert [r["kind"] for r in restarted.records()] == ["intent", "receipt", "intent", "receipt"]
+    _verified(tmp_path, sidecar.receipts_dir)
 
 
 def test_sigterm_flushes_every_receipt_and_exits_zero(tmp_path: Path, stalling_upstream: str) -> None:
@@ -93,5 +130,8 @@ def test_sigterm_flushes_every_receipt_and_exits_zero(tmp_path: Path, stalling_u
     receipts = sidecar.receipts()
     assert len(receipts) == 20
     assert all(r["actions_taken"][0]["success"] is True for r in receipts)
-    assert (sidecar.receipts_dir / ".journal").read_bytes() == b""
-    assert verify_directory(sidecar.receipts_dir, ReceiptKey.load(tmp_path / "certs", create=False)).ok
+    # A clean stop leaves a checkpoint of every record: HEAD covers the whole log.
+    records = sidecar.records()
+    assert len(records) == 40
+    assert (sidecar.receipts_dir / "HEAD").read_text().split("\n")[1] == "40"
+    _verified(tmp_path, sidecar.receipts_dir)

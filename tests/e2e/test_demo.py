@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.e2e.harness import log_records
+
 
 def test_demo_runs_every_front_door_and_verifies_its_receipts(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "enact_proxy.cli", "demo", "--dir", str(tmp_path / "demo")],
@@ -23,7 +25,9 @@ def test_demo_runs_every_front_door_and_verifies_its_receipts(tmp_path: Path) ->
         assert expected in out, expected
     assert "first decision" in out
     assert out.count("signatures and hash chain verified") == 2, out
-    receipts = list((tmp_path / "demo" / "agent" / "receipts").rglob("*.json"))
+    log = tmp_path / "demo" / "agent" / "receipts"
+    receipts = [r for r in log_records(log) if r["kind"] == "receipt"]
     assert len(receipts) >= 20
     # Credential isolation: the sandbox tokens the sidecar injected never reach a receipt.
-    assert not any(b"ghp_" in p.read_bytes() or b"pat-na1-" in p.read_bytes() for p in receipts)
+    text = b"".join(p.read_bytes() for p in log.glob("*/*.jsonl"))
+    assert b"ghp_" not in text and b"pat-na1-" not in text

@@ -616,4 +616,4 @@ def test_sigterm_flushes_every_receipt_and_they_verify(sidecar: RunningSidecar, 
                              str(sidecar.receipts_dir)], cwd=sidecar.directory, capture_output=True, text=True,
                             timeout=60)
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    assert "6 receipt(s)" in verify.stdout
+    assert "6 receipt(s)" in verify.stdout and "checkpoint signatures" in verify.stdout
