@@ -64,8 +64,10 @@ def _parser() -> argparse.ArgumentParser:
         if name == "verify":
             p.add_argument("--certs-dir", default=None, help=f"where receipt.key lives unless {KEY_ENV} is set")
     from enact_proxy.admin.cli import register as register_approvals
+    from enact_proxy.admin.cli import register_reload
 
     register_approvals(sub)
+    register_reload(sub)
     return parser
 
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import signal
 import sys
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import connectors
 from enact_proxy.admin import AdminTokens, Metrics
-from enact_proxy.config import EnactConfig
+from enact_proxy.config import ConfigError, EnactConfig, load_config
 from enact_proxy.engine import Engine
 from enact_proxy.models import ActionRequest
 from enact_proxy.receipts import ReceiptError, ReceiptKey
@@ -23,6 +25,7 @@ from enact_proxy.redact import Redactor
 from enact_proxy.state import Approval, open_store
 
 CA_FILE = "mitmproxy-ca-cert.pem"
+log = logging.getLogger("enact_proxy.sidecar")
 
 
 class Sidecar:
@@ -38,47 +41,87 @@ class Sidecar:
         self.store = ProcessReceiptStore(config.receipts_dir, self.key, signer=self.log_signer,
                                          segment_bytes=int(receipts.segment_mb * 1024 * 1024),
                                          checkpoint_seconds=receipts.checkpoint_seconds)
-        self.wires: dict[str, Any] = {}
-        for name, system_config in config.systems.items():
-            module = connectors.available()[name]
-            if hasattr(module, "Wire"):
-                self.wires[name] = module.Wire(system_config, environ)
-        self._attach_git(environ)
-        self.by_host = {host: wire for wire in self.wires.values() for host in wire.hosts}
-        self.passthrough = frozenset(h.lower().rstrip(".") for h in config.raw.egress.passthrough)
-        self.max_body_bytes = config.raw.limits.max_body_bytes
-        self.upstream_addresses = self._upstream_addresses()
-        known = [environ.get(opt) for cfg in config.systems.values()
-                 for opt in (getattr(cfg, "token_env", None), getattr(cfg, "password_env", None)) if opt]
+        self.environ = environ
         state_password = _state_password(config, environ)
-        self.redactor = Redactor([s for s in [*known, state_password] if s])
         self.state = open_store(config.state_url, base_dir=config.base_dir, password=state_password,
                                 timeout=config.raw.state.timeout_seconds)
         self.metrics = Metrics()
         self.metrics.watch_unwritable(lambda: bool(getattr(self.store, "unwritable", False)))
         self.admin_tokens = AdminTokens.load([(t.name, t.token_env) for t in config.raw.admin.tokens],
                                              config.certs_dir, environ)
-        self.engine = Engine(policies=config.policies, workflows=config.workflows,
-                             actor_email=config.raw.actor.email, actor_roles=config.raw.actor.roles,
-                             receipts=self.store, mode=config.raw.mode, state=self.state,
-                             config_sha256=config.sha256, redactor=self.redactor, metrics=self.metrics)
+        self.loop: asyncio.AbstractEventLoop | None = None  # the proxy's loop, once it runs (reload runs there)
+        self._install(config)
 
-    def _attach_git(self, environ: Mapping[str, str]) -> None:
-        github = self.wires.get("github")
+    def _install(self, config: EnactConfig) -> None:
+        """Build what the config decides — connectors, egress, limits, policies, workflows — and swap it in.
+
+        Addons and sessions read these attributes on every request, so a request received after the swap
+        is decided by the new config, on connections opened before it too; one in flight keeps what it had.
+        """
+        environ = self.environ
+        wires: dict[str, Any] = {}
+        for name, system_config in config.systems.items():
+            module = connectors.available()[name]
+            if hasattr(module, "Wire"):
+                wires[name] = module.Wire(system_config, environ)
+        self._attach_git(wires.get("github"), config, environ)
+        known = [environ.get(opt) for cfg in config.systems.values()
+                 for opt in (getattr(cfg, "token_env", None), getattr(cfg, "password_env", None)) if opt]
+        redactor = Redactor([s for s in [*known, _state_password(config, environ)] if s])
+        engine = Engine(policies=config.policies, workflows=config.workflows,
+                        actor_email=config.raw.actor.email, actor_roles=config.raw.actor.roles,
+                        receipts=self.store, mode=config.raw.mode, state=self.state,
+                        config_sha256=config.sha256, redactor=redactor, metrics=self.metrics)
+        self.config = config
+        self.wires = wires
+        self.by_host = {host: wire for wire in wires.values() for host in wire.hosts}
+        self.passthrough = frozenset(h.lower().rstrip(".") for h in config.raw.egress.passthrough)
+        self.max_body_bytes = config.raw.limits.max_body_bytes
+        self.upstream_addresses = self._upstream_addresses()
+        self.redactor = redactor
+        self.engine = engine
+
+    # -- reload (SPEC §9) ----------------------------------------------------------------------
+    def reload(self) -> list[str]:
+        """Re-read and validate the config file; swap it in when valid. Returns the errors (none: reloaded).
+        Keys that name sockets, folders, the state store or the admin tokens take effect only on restart:
+        a change to them refuses the reload, so nobody believes it applied."""
+        try:
+            fresh = load_config(self.config.path)
+        except ConfigError as exc:
+            return list(exc.errors)
+        fixed = [key for key in ("listen", "receipts", "certs_dir", "state", "admin")
+                 if getattr(fresh.raw, key) != getattr(self.config.raw, key)]
+        if fixed:
+            return [f"{key}: cannot change while running; restart the sidecar to apply it" for key in fixed]
+        try:
+            self._install(fresh)
+        except (OSError, ValueError, LookupError) as exc:
+            return [f"{type(exc).__name__}: {exc}"]
+        return []
+
+    def reload_from_any_thread(self, timeout: float = 10.0) -> list[str]:
+        """Reload on the proxy's event loop (where every request is decided), from the admin thread."""
+        if self.loop is None:
+            return self.reload()
+        return asyncio.run_coroutine_threadsafe(_call(self.reload), self.loop).result(timeout)
+
+    @staticmethod
+    def _attach_git(github: Any, config: EnactConfig, environ: Mapping[str, str]) -> None:
         if github is None:
             return
         try:
             from enact_proxy.gitpush import attach
         except ImportError:  # git push judging not installed: pushes stay refused (fail closed)
             return
-        attach(github, cache_dir=self.config.certs_dir.parent / ".enact-cache" / "git", environ=environ)
+        attach(github, cache_dir=config.certs_dir.parent / ".enact-cache" / "git", environ=environ)
 
     def _upstream_addresses(self) -> frozenset[tuple[str, int]]:
         """Every (host, port) a forwarded request may dial; anything else is refused at connect."""
         from connectors.base import HttpCall
 
         found = set()
-        for wire in self.wires.values():
+        for wire in self.wires.values():  # set by _install just before
             for host in wire.hosts:
                 for path in ("/", "/info/refs"):
                     up = wire.upstream(HttpCall(method="GET", host=host, path=path))
@@ -120,6 +163,18 @@ class Sidecar:
     @property
     def ca_path(self) -> Path:
         return self.config.certs_dir / CA_FILE
+
+
+def _reload_and_say(sidecar: Sidecar) -> None:
+    errors = sidecar.reload()
+    for error in errors:  # each names the key (and line); the old config stays in force
+        print(f"enact-proxy: reload refused: {error}", file=sys.stderr, flush=True)
+    if not errors:
+        print(f"enact-proxy: config reloaded (sha256 {sidecar.config.sha256})", file=sys.stderr, flush=True)
+
+
+async def _call(fn: Any) -> Any:
+    return fn()
 
 
 def _state_password(config: EnactConfig, environ: Mapping[str, str]) -> str | None:
@@ -180,6 +235,11 @@ def run_sidecar(config: EnactConfig) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, master.shutdown)
+        sidecar.loop = loop
+        loop.add_signal_handler(signal.SIGHUP, _reload_and_say, sidecar)
+        # Judging that waits (lookups, the state store, a request held for approval) runs in worker
+        # threads; the default pool (cores + 4) would let six held requests stall every other one.
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="enact-judge"))
         await master.run()
 
     try:

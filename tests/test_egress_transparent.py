@@ -20,8 +20,8 @@ from mitmproxy.test import taddons, tflow
 
 from enact_proxy.addons import Egress, Enact
 from enact_proxy.config import ConfigError, load_config
-from enact_proxy.receipts.verify import load_receipts
 from enact_proxy.sidecar import UNKNOWN_DESTINATION, Sidecar
+from tests.e2e.harness import log_records
 
 
 def _config(tmp_path: Path, **listen: Any) -> Path:
@@ -83,7 +83,7 @@ def _hello(enact: Enact, sni: str | None, original: tuple[str, int]) -> tls.Clie
 
 
 def _receipts(enact: Enact) -> list[dict[str, Any]]:
-    found = [r for _, r in load_receipts(enact.state.config.receipts_dir) if isinstance(r, dict)]
+    found = log_records(enact.state.config.receipts_dir)
     return [r for r in found if r.get("kind", "receipt") == "receipt" and r.get("action") == "egress.connect"]
 
 

@@ -39,6 +39,40 @@ def register(sub: Any) -> None:
         p.set_defaults(func=run)
 
 
+def register_reload(sub: Any) -> None:
+    reload = sub.add_parser("reload", help="ask the running sidecar to reload its config (exit 1 when invalid)",
+                            epilog="Exit 0: reloaded. 1: the new config is invalid (the old one stays in force) or the "
+                                   "sidecar cannot be reached. 2: usage or config error here.")
+    reload.add_argument("--config", default="enact.yaml")
+    reload.add_argument("--admin", default=None, help="HOST:PORT of the admin listener (default: listen.admin)")
+    reload.add_argument("--token", default=None, help=f"admin token (default: ${TOKEN_ENV}, else certs/{TOKEN_FILE})")
+    reload.set_defaults(func=run_reload)
+
+
+def run_reload(args: argparse.Namespace) -> int:
+    try:
+        base, token = _endpoint(args)
+    except (ConfigError, OSError, ValueError) as exc:
+        # An invalid new config is what reload exists to catch: name every error, as `check` does.
+        print(f"enact-proxy reload: {exc}", file=sys.stderr)
+        return 1 if isinstance(exc, ConfigError) else 2
+    session = requests.Session()
+    session.trust_env = False
+    try:
+        answer = session.post(f"{base}/api/reload", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    except requests.RequestException as exc:
+        print(f"enact-proxy reload: the admin listener at {base} cannot be reached: {type(exc).__name__}",
+              file=sys.stderr)
+        return 1
+    body = answer.json() if answer.headers.get("content-type", "").startswith("application/json") else {}
+    if answer.status_code == 200:
+        print(f"reloaded (config sha256 {body.get('config_sha256')})")
+        return 0
+    for error in body.get("errors") or [body.get("error") or f"HTTP {answer.status_code}"]:
+        print(f"enact-proxy reload: {error}", file=sys.stderr)
+    return 1
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         base, token = _endpoint(args)

@@ -10,10 +10,11 @@ from typing import Any
 
 
 def iter_receipts(directory: Path) -> Iterator[dict[str, Any]]:
-    """Every receipt record under ``directory`` (segments of JSON Lines, or one file per receipt)."""
+    """Every receipt record of the log under ``directory``; a torn last line is no record."""
     if not directory.is_dir():
         return
-    for path in sorted(directory.rglob("*.jsonl")):
+    # Segments in log order: by the first seq their names carry (SPEC §6), not by folder.
+    for path in sorted(directory.glob("*/*.jsonl"), key=lambda p: int(p.stem) if p.stem.isdigit() else -1):
         with path.open("rb") as handle:
             for line in handle:
                 if not line.endswith(b"\n"):
@@ -24,13 +25,6 @@ def iter_receipts(directory: Path) -> Iterator[dict[str, Any]]:
                     continue
                 if isinstance(record, dict) and record.get("kind", "receipt") == "receipt":
                     yield record
-    for path in directory.glob("*/*.json"):
-        try:
-            record = json.loads(path.read_bytes())
-        except (OSError, ValueError):
-            continue
-        if isinstance(record, dict) and "run_id" in record:
-            yield record
 
 
 def query(directory: Path, *, decision: str | None = None, action: str | None = None, actor: str | None = None,

@@ -124,6 +124,15 @@ class Decide(_Base):
         self.answer(200, {"approval": approval.to_json()})
 
 
+class Reload(_Base):
+    async def post(self) -> None:
+        errors = await asyncio.to_thread(self.sidecar.reload_from_any_thread)
+        if errors:
+            self.answer(422, {"reloaded": False, "errors": errors})
+        else:
+            self.answer(200, {"reloaded": True, "config_sha256": self.sidecar.config.sha256})
+
+
 class ReceiptList(_Base):
     async def get(self) -> None:
         since = _since(self.get_query_argument("since", None))
@@ -164,6 +173,7 @@ def routes(sidecar: Sidecar) -> list[Any]:
         (r"/metrics", MetricsPage, args),
         (r"/api/approvals", Approvals, args),
         (r"/api/approvals/([0-9a-fA-F-]{1,64})/(approve|deny)", Decide, args),
+        (r"/api/reload", Reload, args),
         (r"/api/receipts", ReceiptList, args),
         (r"/api/receipts/([0-9a-fA-F-]{1,64})", ReceiptOne, args),
     ]

@@ -71,7 +71,6 @@ class PostgresListener:
 
     def __init__(self, sidecar: Any, environ: Mapping[str, str] = os.environ):
         self.sidecar = sidecar
-        self.engine = sidecar.engine
         self.config = sidecar.config.systems["postgres"]
         self.environ = environ
         self.target: UpstreamTarget | None = None
@@ -214,7 +213,7 @@ class _Startup:
         await self._until_ready(up_framer, backlog)
         summary = RequestSummary(method="SQL", host=f"{target.host}:{target.port}",
                                  path="/" + upstream_params.get("database", upstream_params["user"]))
-        relay = Relay(listener.engine, (self.reader, self.writer), self.upstream, self.framer, summary,
+        relay = Relay(lambda: listener.sidecar.engine, (self.reader, self.writer), self.upstream, self.framer, summary,
                       backlog=self.frames,
                       upstream_bytes=b"".join(f.encode() for f in backlog) + bytes(up_framer._buffer))
         self.frames = []

@@ -27,7 +27,7 @@ import logging
 import secrets
 import struct
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,11 +151,12 @@ def _cstrings(body: bytes, count: int) -> tuple[list[bytes], int]:
 class Relay:
     """The judged relay between one agent and its upstream connection."""
 
-    def __init__(self, engine: Engine, agent: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    def __init__(self, engine: Engine | Callable[[], Engine], agent: tuple[asyncio.StreamReader, asyncio.StreamWriter],
                  upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter], framer: Framer,
                  summary: RequestSummary, backlog: Sequence[Frame] = (), upstream_bytes: bytes = b"",
                  max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE):
-        self.engine = engine
+        # The sidecar's engine of the moment: a reload decides this session's next statement too.
+        self._engine_now: Callable[[], Engine] = engine if callable(engine) else (lambda: engine)
         self.agent_reader, self.agent_writer = agent
         self.up_reader, self.up_writer = upstream
         self.framer = framer
@@ -176,6 +177,10 @@ class Relay:
         self._token_count = 0
 
     # ---- running ------------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine_now()
 
     async def run(self) -> None:
         agent = asyncio.ensure_future(self._agent_to_upstream())
