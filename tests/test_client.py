@@ -172,3 +172,46 @@ def test_key_from_certs_dir_when_none_is_given(tmp_path, hubspot):
         client.run(workflow="new_lead_workflow", actor_email="a@b.c", payload=LEAD)
     key = (tmp_path / "certs" / "receipt.key").read_text().strip().encode()
     assert independent_verify(tmp_path / "r", key) == []
+
+
+class LaggingHubSpot(FakeHubSpot):
+    """HubSpot's search is eventually consistent: it never finds what was just created."""
+
+    def find_contact_by_email(self, email: str) -> dict[str, Any] | None:
+        self.calls.append("find_contact_by_email")
+        return None
+
+
+class Refusing(FakeHubSpot):
+    """Answers the contact creation with a 400, as HubSpot does for an invalid property."""
+
+    def create_contact(self, email: str, properties: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.calls.append("create_contact")
+        error = RuntimeError("HubSpot POST /crm/v3/objects/contacts answered 400")
+        error.status = 400  # type: ignore[attr-defined]
+        raise error
+
+
+def test_library_mode_remembers_contacts_it_created_in_the_shared_store(receipt_dir, receipt_key, tmp_path):
+    state = f"sqlite:///{tmp_path}/shared.sqlite"
+    for hubspot, expected in ((LaggingHubSpot(), Decision.PASS), (LaggingHubSpot(), Decision.BLOCK)):
+        with EnactClient(systems={"hubspot": hubspot}, policies=[no_duplicate_contacts],
+                         workflows=[new_lead_workflow], receipts_dir=receipt_dir, receipt_key=receipt_key,
+                         state=state) as enact:
+            result, receipt = enact.run("new_lead_workflow", "agent@company.com", {"email": "Jane\u200b@acme.com"})
+        assert result.decision is expected, result.reason
+    assert "jane@acme.com was already created through Enact" in result.reason
+
+
+def test_library_mode_releases_the_claim_when_the_system_refused_the_run(receipt_dir, receipt_key, tmp_path):
+    state = f"sqlite:///{tmp_path}/s.sqlite"
+    with EnactClient(systems={"hubspot": Refusing()}, policies=[no_duplicate_contacts],
+                     workflows=[new_lead_workflow], receipts_dir=receipt_dir, receipt_key=receipt_key,
+                     state=state) as enact:
+        refused, _ = enact.run("new_lead_workflow", "agent@company.com", {"email": "bob@acme.com"})
+    assert refused.decision is Decision.PASS and refused.actions_taken[-1].output["status"] == 400
+    with EnactClient(systems={"hubspot": LaggingHubSpot()}, policies=[no_duplicate_contacts],
+                     workflows=[new_lead_workflow], receipts_dir=receipt_dir, receipt_key=receipt_key,
+                     state=state) as enact:
+        again, _ = enact.run("new_lead_workflow", "agent@company.com", {"email": "bob@acme.com"})
+    assert again.decision is Decision.PASS, again.reason
