@@ -15,7 +15,7 @@ from connectors.postgres import PostgresConnector
 from enact_proxy import EnactClient
 from enact_proxy.models import Decision
 from enact_proxy.receipts.signing import ReceiptKey
-from enact_proxy.receipts.verify import verify_directory
+from enact_proxy.receipts.verify import verify_log
 from enact_proxy.sandbox import SandboxGitHub, SandboxHubSpot
 from policies import BUILTIN
 from tests.pg_fixtures import PgServer, pg_server  # noqa: F401 - the fixture
@@ -49,7 +49,7 @@ def test_new_lead_creates_contact_deal_and_task_then_refuses_the_duplicate(tmp_p
             assert f"already exists (id {contact_id})" in again.reason
             assert receipt2.actions_taken == []
             assert len(hubspot.contacts()) == 1
-        assert verify_directory(tmp_path / "receipts", KEY).ok
+        assert verify_log(tmp_path / "receipts", KEY, None, live=False).ok
 
 
 def test_agent_git_branches_commits_and_opens_a_pull_request(tmp_path: Path) -> None:
