@@ -1,9 +1,10 @@
-"""``enact-proxy``: run, demo, check, receipts list|show|verify|prove (SPEC §2)."""
+"""``enact-proxy``: run, demo, check, test, replay, receipts list|show|verify|prove (SPEC §2)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,10 @@ from enact_proxy.receipts.note import Verifier
 from enact_proxy.receipts.signing import KEY_ENV, ReceiptKey
 from enact_proxy.receipts.verify import read_receipts, read_records, verify_log
 
+# The exit status of a command whose reader went away (`enact-proxy receipts list | head`), as a
+# shell reports a process killed by SIGPIPE (128 + 13).
+EXIT_BROKEN_PIPE = 141
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
@@ -24,30 +29,86 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows up here for output still in the buffer
+        return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _quiet_stdout() -> None:
+    """The reader of stdout is gone: point stdout at /dev/null so flushing at exit cannot raise again.
+
+    (SIGPIPE stays ignored, as Python sets it: restoring its default would let a peer closing a socket
+    kill the sidecar.)"""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout is no file (tests, embedding)
+        pass
+
+
+# Each command's exit codes, shown at the end of its --help.
+EXIT_CODES = {
+    "run": "exit codes: 0 stopped cleanly (Ctrl-C, SIGTERM); 1 the config is invalid or the sidecar could not start",
+    "demo": "exit codes: 0 the demo ran and its receipts verify; 1 it did not",
+    "check": "exit codes: 0 the config is valid; 1 it is not (each error names the key and line)",
+    "test": "exit codes: 0 every case matched; 1 a case did not match or could not be judged (an unanswered "
+            "lookup); 2 a file could not be read, is no valid fixture file, or its config is invalid",
+    "replay": "exit codes: 0 no decision would change; 1 some would (each is printed); 2 an error (invalid "
+              "config, unreadable receipts, bad --since)",
+    "receipts list": "exit codes: 0 listed (also when none match); 2 bad --since. With --json: one record a line",
+    "receipts show": "exit codes: 0 shown; 1 no such receipt (or only its intent: in flight)",
+    "receipts verify": "exit codes: 0 the whole log holds; 1 a problem (each record named) or no log",
+    "receipts prove": "exit codes: 0 the proof is printed (JSON); 1 no such receipt, no checkpoint covering it, "
+                      "or a bad public key",
+    "approvals": "exit codes: 0 done; 1 the admin API refused (401, 404, 409) or cannot be reached; 2 a usage or "
+                 "config error",
+}
+EPILOG_END = "Every command exits 141 when the reader of its output went away (| head)."
+
+
+def _epilog(name: str) -> str:
+    return f"{EXIT_CODES[name]}. {EPILOG_END}"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="enact-proxy", description="An action firewall for AI agents.")
+    parser = argparse.ArgumentParser(prog="enact-proxy", description="An action firewall for AI agents.",
+                                     epilog="Each command's --help lists its exit codes. Documentation: docs/ "
+                                            "in the repository.")
     sub = parser.add_subparsers(dest="command")
 
-    run = sub.add_parser("run", help="start the sidecar in the foreground")
+    run = sub.add_parser("run", help="start the sidecar in the foreground", epilog=_epilog("run"))
     run.add_argument("--config", default="enact.yaml")
     run.set_defaults(func=_run)
 
-    demo = sub.add_parser("demo", help="sandbox upstreams, the sidecar and a sample agent")
+    demo = sub.add_parser("demo", help="sandbox upstreams, the sidecar and a sample agent", epilog=_epilog("demo"))
     demo.add_argument("--keep", action="store_true", help="leave the sandbox and sidecar running")
     demo.add_argument("--dir", default=".enact-demo", help="where the demo keeps its config, certs, receipts")
     demo.set_defaults(func=_demo)
 
-    check = sub.add_parser("check", help="validate the config")
+    check = sub.add_parser("check", help="validate the config", epilog=_epilog("check"))
     check.add_argument("--config", default="enact.yaml")
     check.set_defaults(func=_check)
+
+    test = sub.add_parser("test", help="run policy fixtures offline (docs/operations.md)", epilog=_epilog("test"))
+    test.add_argument("files", nargs="+", metavar="FILE", help="fixture files (YAML: config:, cases:)")
+    test.set_defaults(func=_test)
+
+    replay = sub.add_parser("replay", help="judge the recorded actions again under a new config, offline",
+                            epilog=_epilog("replay"))
+    replay.add_argument("--config", required=True, metavar="NEW", help="the config to judge them under")
+    replay.add_argument("--dir", default=None, help="receipts directory (default: NEW's receipts.dir)")
+    replay.add_argument("--since", default=None, help="only receipts this recent, e.g. 30m, 24h, 7d")
+    replay.set_defaults(func=_replay)
 
     receipts = sub.add_parser("receipts", help="list, show, verify and prove receipts")
     rsub = receipts.add_subparsers(dest="receipts_command")
     for name, func in (("list", _list), ("show", _show), ("verify", _verify), ("prove", _prove)):
-        p = rsub.add_parser(name)
+        p = rsub.add_parser(name, epilog=_epilog(f"receipts {name}"))
         p.add_argument("--dir", default=None, help="receipts directory (default: from --config, else receipts)")
         p.add_argument("--config", default=None)
         p.set_defaults(func=func)
@@ -58,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--limit", type=int, default=50)
         elif name in ("show", "prove"):
             p.add_argument("run_id")
+        if name in ("list", "show"):
+            p.add_argument("--json", action="store_true",
+                           help="JSON Lines for scripts: each record as it stands in the log, one a line")
         if name in ("verify", "prove"):
             p.add_argument("--public-key", default=None,
                            help=f"the log's verifier key (default: {LOG_PUB_FILE} in the certs folder)")
@@ -66,7 +130,15 @@ def _parser() -> argparse.ArgumentParser:
     from enact_proxy.admin.cli import register as register_approvals
 
     register_approvals(sub)
+    approvals = sub.choices.get("approvals")
+    for p in [approvals, *_subparsers(approvals)] if approvals is not None else []:
+        p.epilog = _epilog("approvals")
     return parser
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    return [p for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+            for p in action.choices.values()]
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -99,6 +171,18 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _test(args: argparse.Namespace) -> int:
+    from enact_proxy.fixtures import run_files
+
+    return run_files(args.files)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from enact_proxy.replay import run_replay
+
+    return run_replay(args.config, directory=args.dir, since=args.since)
+
+
 def _locations(args: argparse.Namespace) -> tuple[Path, Path]:
     """(receipts dir, certs dir) from --dir / --config / defaults."""
     receipts, certs = Path("receipts"), Path("certs")
@@ -121,21 +205,33 @@ def _locations(args: argparse.Namespace) -> tuple[Path, Path]:
 _SINCE = re.compile(r"^(\d+)([smhd])$")
 
 
+def parse_since(text: str | None, now: datetime | None = None) -> datetime | None:
+    """``30m``, ``1h``, ``2d`` ... as the moment that long ago; ValueError for anything else."""
+    if not text:
+        return None
+    match = _SINCE.match(text.strip())
+    if not match:
+        raise ValueError(f"--since takes a number and s, m, h or d (e.g. 1h), not {text!r}")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return (now or datetime.now(UTC)) - timedelta(**{unit: int(match.group(1))})
+
+
 def _list(args: argparse.Namespace) -> int:
     directory, _ = _locations(args)
-    since = None
-    if args.since:
-        match = _SINCE.match(args.since)
-        if not match:
-            print("--since takes a number and s, m, h or d (e.g. 1h)", file=sys.stderr)
-            return 2
-        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-        since = datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
+    try:
+        since = parse_since(args.since)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     rows = [r for r in read_receipts(directory)
             if (not args.decision or r.decision.value == args.decision)
             and (not args.action or args.action in (r.action, str(r.action or "").split(".")[-1]))
             and (since is None or _when(r.timestamp) >= since)]
     rows.sort(key=lambda r: (r.timestamp, r.seq or 0), reverse=True)
+    if args.json:
+        for r in rows[: args.limit]:
+            print(_json_line(r))
+        return 0
     print(f"{'TIME (UTC)':<20} {'DECISION':<8} {'ACTION':<26} {'RUN ID':<36}  REASON")
     for r in rows[: args.limit]:
         when = r.timestamp[:19].replace("T", " ")
@@ -152,7 +248,7 @@ def _show(args: argparse.Namespace) -> int:
         if record.run_id != args.run_id:
             continue
         if isinstance(record, Receipt):
-            print(render_receipt(record, intent_seq))
+            print(_json_line(record) if args.json else render_receipt(record, intent_seq))
             return 0
         intent_seq = record.seq
     if intent_seq is not None:
@@ -246,6 +342,11 @@ def _prove(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(proof.as_json(), indent=2, ensure_ascii=False))
     return 0
+
+
+def _json_line(record: Receipt) -> str:
+    """The record as it stands in the log (its canonical form), on one line."""
+    return json.dumps(record.record_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _when(timestamp: str) -> datetime:
