@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _quiet_stdout()
         return EXIT_BROKEN_PIPE
+    except ConfigError as exc:  # --config of a receipts command: name the errors, no traceback
+        for error in exc.errors:
+            print(f"{exc.path}: {error}", file=sys.stderr)
+        return 2
 
 
 def _quiet_stdout() -> None:
@@ -60,11 +64,14 @@ EXIT_CODES = {
             "lookup); 2 a file could not be read, is no valid fixture file, or its config is invalid",
     "replay": "exit codes: 0 no decision would change; 1 some would (each is printed); 2 an error (invalid "
               "config, unreadable receipts, bad --since)",
-    "receipts list": "exit codes: 0 listed (also when none match); 2 bad --since. With --json: one record a line",
-    "receipts show": "exit codes: 0 shown; 1 no such receipt (or only its intent: in flight)",
-    "receipts verify": "exit codes: 0 the whole log holds; 1 a problem (each record named) or no log",
+    "receipts list": "exit codes: 0 listed (also when none match); 2 a bad --since or an invalid --config. "
+                     "With --json: each record as logged, one a line (JSON Lines), newest first, no header",
+    "receipts show": "exit codes: 0 shown (--json: the record as logged, on one line); 1 no such receipt (or only "
+                     "its intent: in flight); 2 an invalid --config",
+    "receipts verify": "exit codes: 0 the whole log holds; 1 a problem (each record named) or no log; "
+                       "2 an invalid --config",
     "receipts prove": "exit codes: 0 the proof is printed (JSON); 1 no such receipt, no checkpoint covering it, "
-                      "or a bad public key",
+                      "or a bad public key; 2 an invalid --config",
     "approvals": "exit codes: 0 done; 1 the admin API refused (401, 404, 409) or cannot be reached; 2 a usage or "
                  "config error",
 }
