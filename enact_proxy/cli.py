@@ -58,7 +58,8 @@ def _quiet_stdout() -> None:
 # Each command's exit codes, shown at the end of its --help.
 EXIT_CODES = {
     "run": "exit codes: 0 stopped cleanly (Ctrl-C, SIGTERM); 1 the config is invalid or the sidecar could not start",
-    "demo": "exit codes: 0 the demo ran and its receipts verify; 1 it did not",
+    "demo": "exit codes: 0 every attempt of the sample agent ended as expected; 1 one did not; 2 the demo extra "
+            "is not installed (pip install -e '.[demo]')",
     "check": "exit codes: 0 the config is valid; 1 it is not (each error names the key and line)",
     "test": "exit codes: 0 every case matched; 1 a case did not match or could not be judged (an unanswered "
             "lookup); 2 a file could not be read, is no valid fixture file, or its config is invalid",
