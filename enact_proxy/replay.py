@@ -26,6 +26,7 @@ Choices where the contract is silent:
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -45,7 +46,7 @@ from enact_proxy.offline import (
     offline_systems,
     unanswered,
 )
-from enact_proxy.receipts.verify import read_receipts
+from enact_proxy.receipts.verify import read_records
 
 EXIT_SAME, EXIT_CHANGED, EXIT_ERROR = 0, 1, 2
 SKIPPED_SYSTEMS = frozenset({"enact", "egress"})
@@ -68,14 +69,15 @@ class Replayed:
         return self.new is not None and self.new is not self.old
 
     def line(self) -> str:
+        """One line; everything the agent wrote (payload values, names in reasons) shown escaped."""
         r = self.receipt
         ident = identify(r.payload)
-        head = f"{r.run_id}  {r.action}" + (f"  {ident}" if ident else "")
+        head = f"{printable(r.run_id)}  {printable(r.action)}" + (f"  {ident}" if ident else "")
         if self.new is None:
-            return f"{head}  {self.old.value} → ?  unanswerable offline: {', '.join(self.unanswered)}"
+            return f"{head}  {self.old.value} → ?  unanswerable offline: {printable(', '.join(self.unanswered))}"
         masked = [p for p in r.redacted if p.startswith("payload")]
-        note = f"  (judged with {', '.join(masked)} redacted)" if masked else ""
-        return f"{head}  {self.old.value} → {self.new.value}  {self.reasons}{note}"
+        note = f"  (judged with {printable(', '.join(masked))} redacted)" if masked else ""
+        return f"{head}  {self.old.value} → {self.new.value}  {printable(self.reasons)}{note}"
 
 
 @dataclass
@@ -104,8 +106,16 @@ def identify(payload: dict[str, Any]) -> str:
         value = payload.get(key)
         if value not in (None, "", []):
             shown = ",".join(map(str, value)) if isinstance(value, list) else str(value)
-            return f"{key}={shown[:80]}"
+            return f"{key}={printable(shown, 80)}"
     return ""
+
+
+def printable(text: object, limit: int = 2000) -> str:
+    """Agent-written text on one terminal line: control characters (newlines, escape sequences) escaped."""
+    text = str(text)[:limit]
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else json.dumps(ch)[1:-1] for ch in text)
 
 
 def skip_reason(receipt: Receipt) -> str | None:
@@ -208,12 +218,12 @@ def run_replay(config_path: str | Path, *, directory: str | Path | None = None, 
     if not folder.is_dir():
         print(f"no receipts directory {folder}", file=err)
         return EXIT_ERROR
+    receipts = (r for r in read_records(folder) if isinstance(r, Receipt))  # streamed: logs can be large
     try:
-        receipts = read_receipts(folder)
+        report = replay(config, receipts, cutoff)
     except OSError as exc:
         print(f"cannot read the receipts in {folder}: {exc}", file=err)
         return EXIT_ERROR
-    report = replay(config, receipts, cutoff)
     for item in report.replayed:
         if item.changed or item.new is None:
             print(item.line(), file=out)

@@ -306,3 +306,16 @@ def test_an_approved_action_keeps_its_approval(tmp_path, receipt_key):
     assert code == 1
     assert [line.split("  ")[0] for line in lines[:-1]] == [held]
     assert merged not in "\n".join(lines)
+
+
+def test_agent_written_text_cannot_break_or_colour_the_line(tmp_path, receipt_key):
+    old = config_file(tmp_path / "old", policies=[])
+    rec = Recorder(old, receipt_key, datetime(2024, 1, 15, 10, 0, tzinfo=UTC))
+    (run_id,) = rec.request(push("agent/x\n\x1b[31mFAKE  PASS → PASS"))
+    rec.close()
+    new = config_file(tmp_path / "new", policies=[{"require_branch_prefix": {"prefix": "bot/"}}])
+    code, lines, _ = _replay(new, directory=old.parent / "receipts")
+    assert code == 1
+    assert len(lines) == 2  # one changed action, one count: the newline stayed inside its line
+    assert lines[0].startswith(f"{run_id}  github.push_commit  branch=agent/x\\n\\u001b[31mFAKE")
+    assert "\x1b" not in lines[0]
