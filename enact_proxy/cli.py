@@ -17,6 +17,7 @@ from enact_proxy.receipts.checkpoint import LOG_PUB_FILE, load_verifier
 from enact_proxy.receipts.note import Verifier
 from enact_proxy.receipts.signing import KEY_ENV, ReceiptKey
 from enact_proxy.receipts.verify import read_receipts, read_records, verify_log
+from enact_proxy.terminal import printable
 
 # The exit status of a command whose reader went away (`enact-proxy receipts list | head`), as a
 # shell reports a process killed by SIGPIPE (128 + 13).
@@ -242,9 +243,9 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     print(f"{'TIME (UTC)':<20} {'DECISION':<8} {'ACTION':<26} {'RUN ID':<36}  REASON")
     for r in rows[: args.limit]:
-        when = r.timestamp[:19].replace("T", " ")
-        action = r.action or f"workflow {r.workflow}"
-        print(f"{when:<20} {r.decision.value:<8} {action:<26} {r.run_id:<36}  {_short(r.reason)}")
+        when = printable(r.timestamp[:19].replace("T", " "))
+        action = printable(r.action or f"workflow {r.workflow}")
+        print(f"{when:<20} {r.decision.value:<8} {action:<26} {printable(r.run_id):<36}  {_short(r.reason)}")
     print(f"{min(len(rows), args.limit)} of {len(rows)} receipt(s) in {directory}")
     return 0
 
@@ -269,23 +270,23 @@ def _show(args: argparse.Namespace) -> int:
 def render_receipt(r: Receipt, intent_seq: int | None = None) -> str:
     out = [f"Receipt {r.run_id}  (seq {r.seq}" + (f", intent seq {intent_seq})" if intent_seq is not None else ")"),
            f"  time      {r.timestamp}",
-           f"  actor     {r.actor_email}",
-           f"  workflow  {r.workflow}",
-           f"  action    {r.action}   mode {r.mode}",
-           f"  decision  {r.decision.value}: {r.reason}"]
+           f"  actor     {printable(r.actor_email)}",
+           f"  workflow  {printable(r.workflow)}",
+           f"  action    {printable(r.action)}   mode {r.mode}",
+           f"  decision  {r.decision.value}: {printable(r.reason)}"]
     if r.request is not None:
-        out.append(f"  request   {r.request.method} {r.request.host}{r.request.path}")
-    out.append("  payload   " + json.dumps(r.payload, ensure_ascii=False, sort_keys=True)[:2000])
+        out.append("  request   " + printable(f"{r.request.method} {r.request.host}{r.request.path}"))
+    out.append("  payload   " + printable(json.dumps(r.payload, ensure_ascii=False, sort_keys=True)))
     out.append("  policies")
     for p in r.policy_results:
-        out.append(f"    {'pass' if p.passed else 'FAIL'}  {p.policy}: {p.reason}")
+        out.append(f"    {'pass' if p.passed else 'FAIL'}  {printable(p.policy)}: {printable(p.reason)}")
     out.append("  actions taken")
     for a in r.actions_taken:
-        out.append(f"    {a.action} success={a.success} {json.dumps(a.output)[:300]}")
+        out.append(f"    {printable(a.action)} success={a.success} {printable(json.dumps(a.output), 300)}")
     if r.approval is not None:
-        out.append(f"  approval  {r.approval.id} by {r.approval.approved_by}")
+        out.append(f"  approval  {printable(r.approval.id)} by {printable(r.approval.approved_by)}")
     if r.redacted:
-        out.append(f"  redacted  {', '.join(r.redacted)}")
+        out.append(f"  redacted  {printable(', '.join(r.redacted))}")
     sig = r.signature
     out.append(f"  signature {sig.alg if sig else None} key {sig.key_id if sig else None}; prev_hash {r.prev_hash}")
     return "\n".join(out)
@@ -365,7 +366,7 @@ def _when(timestamp: str) -> datetime:
 
 
 def _short(text: Any, width: int = 90) -> str:
-    text = str(text or "")
+    text = printable(text or "")
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

@@ -26,7 +26,6 @@ Choices where the contract is silent:
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -47,6 +46,7 @@ from enact_proxy.offline import (
     unanswered,
 )
 from enact_proxy.receipts.verify import read_records
+from enact_proxy.terminal import printable
 
 EXIT_SAME, EXIT_CHANGED, EXIT_ERROR = 0, 1, 2
 SKIPPED_SYSTEMS = frozenset({"enact", "egress"})
@@ -108,14 +108,6 @@ def identify(payload: dict[str, Any]) -> str:
             shown = ",".join(map(str, value)) if isinstance(value, list) else str(value)
             return f"{key}={printable(shown, 80)}"
     return ""
-
-
-def printable(text: object, limit: int = 2000) -> str:
-    """Agent-written text on one terminal line: control characters (newlines, escape sequences) escaped."""
-    text = str(text)[:limit]
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else json.dumps(ch)[1:-1] for ch in text)
 
 
 def skip_reason(receipt: Receipt) -> str | None:

@@ -147,3 +147,20 @@ def test_an_invalid_config_for_a_receipts_command_exits_2_without_traceback(tmp_
     bad.write_text("version: 1\nactor: {email: a@b.c}\ncolour: blue\n")
     assert main(["receipts", "list", "--config", str(bad)]) == 2
     assert "colour: unknown key" in capsys.readouterr().err
+
+
+def test_agent_written_text_stays_on_its_line_in_list_and_show(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    monkeypatch.chdir(tmp_path)
+    directory = tmp_path / "receipts"
+    hostile = "push to refs/heads/x\n2024-01-15 10:00:00 PASS     forged\x1b[2J\u202e"
+    with ReceiptStore(directory, ReceiptKey(KEY.encode())) as store:
+        record = store.write(draft(0, decision="BLOCK", reason=hostile, payload={"branch": hostile})).result(timeout=10)
+    assert main(["receipts", "list", "--dir", str(directory)]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) == 3  # header, the one receipt, the count
+    assert "\x1b" not in out and "\u202e" not in out and "\\n2024-01-15" in out
+    assert main(["receipts", "show", record.run_id, "--dir", str(directory)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out
+    assert not any(line.startswith("2024-01-15 10:00:00 PASS") for line in out.splitlines())
