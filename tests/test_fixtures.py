@@ -220,3 +220,20 @@ def test_the_shipped_example_passes_through_the_console_script():
     assert any(c["expect"] == "PASS" for c in cases)
     assert any(c["expect"] == "BLOCK" and c.get("policy") for c in cases)
     assert any(c.get("policy") == "limit_tasks_per_contact" for c in cases)  # a stateful case
+
+
+def test_require_approval_is_held_without_waiting_for_a_person(tmp_path, monkeypatch):
+    import policies.approval
+
+    def no_waiting(seconds):
+        raise AssertionError(f"offline judging waited {seconds}s for a person")
+
+    monkeypatch.setattr(policies.approval.time, "sleep", no_waiting)
+    config = dict(CONFIG, workflows={"git": ["github.merge_pr"]},
+                  policies=[{"require_approval": {"actions": ["github.merge_pr"], "hold_seconds": 30}}])
+    merge = {"name": "merge", "action": "github.merge_pr", "expect": "PASS",
+             "payload": {"owner": "a", "repo": "b", "number": 1, "base": "dev", "head": "agent/x"}}
+    code, lines, _ = _run(_fixture(tmp_path, [merge], config=config))
+    assert code == 1
+    assert "expected PASS, got BLOCK — require_approval: approval " in lines[0]
+    assert "is pending for github.merge_pr" in lines[0]
