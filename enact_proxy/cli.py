@@ -74,6 +74,8 @@ EXIT_CODES = {
                        "2 an invalid --config",
     "receipts prove": "exit codes: 0 the proof is printed (JSON); 1 no such receipt, no checkpoint covering it, "
                       "or a bad public key; 2 an invalid --config",
+    "reload": "exit codes: 0 the running sidecar reloaded the config; 1 the new config is invalid (each error "
+              "printed; the old one stays in force) or the sidecar cannot be reached",
     "approvals": "exit codes: 0 done; 1 the admin API refused (401, 404, 409) or cannot be reached; 2 a usage or "
                  "config error",
 }
@@ -139,10 +141,19 @@ def _parser() -> argparse.ArgumentParser:
     from enact_proxy.admin.cli import register as register_approvals
 
     register_approvals(sub)
-    approvals = sub.choices.get("approvals")
-    for p in [approvals, *_subparsers(approvals)] if approvals is not None else []:
-        p.epilog = _epilog("approvals")
+    _document_exit_codes(parser)
     return parser
+
+
+def _document_exit_codes(parser: argparse.ArgumentParser, root: str = "enact-proxy") -> None:
+    """Every (sub)command without an epilog gets its exit codes from EXIT_CODES (``approvals deny`` from
+    ``approvals``), so a command registered elsewhere documents them too."""
+    for p in _subparsers(parser):
+        name = p.prog.removeprefix(root).strip()
+        key = name if name in EXIT_CODES else name.split(" ")[0]
+        if p.epilog is None and key in EXIT_CODES:
+            p.epilog = _epilog(key)
+        _document_exit_codes(p, root)
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:

@@ -164,3 +164,23 @@ def test_agent_written_text_stays_on_its_line_in_list_and_show(tmp_path, monkeyp
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\u202e" not in out
     assert not any(line.startswith("2024-01-15 10:00:00 PASS") for line in out.splitlines())
+
+
+def _leaves(parser):
+    import argparse
+
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield parser
+    for action in subs:
+        for child in action.choices.values():
+            yield from _leaves(child)
+
+
+def test_no_command_lacks_its_exit_codes():
+    from enact_proxy.cli import _parser
+
+    leaves = list(_leaves(_parser()))
+    assert len(leaves) >= 12
+    for leaf in leaves:
+        assert leaf.epilog and "exit codes: 0 " in leaf.epilog, leaf.prog
