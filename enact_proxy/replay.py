@@ -137,12 +137,13 @@ def replay(config: EnactConfig, receipts: Iterable[Receipt], since: datetime | N
         for receipt in receipts:
             why = skip_reason(receipt)
             when = _when(receipt.timestamp)
-            if why is None and since is not None and (when is None or when < since):
+            if why is None and when is None:
+                why = "without a readable timestamp"
+            elif why is None and since is not None and when is not None and when < since:
                 why = "older than --since"
-            if why is not None:
-                report.skipped[why] += 1
+            if why is not None or when is None:
+                report.skipped[why or "without a readable timestamp"] += 1
                 continue
-            assert when is not None  # skip_reason/since above
             engine = offline_engine(config, state, _fixed(when), actor_email=receipt.actor_email,
                                     policies=policies)
             report.replayed.append(_judge(engine, config, receipt))

@@ -319,3 +319,15 @@ def test_agent_written_text_cannot_break_or_colour_the_line(tmp_path, receipt_ke
     assert len(lines) == 2  # one changed action, one count: the newline stayed inside its line
     assert lines[0].startswith(f"{run_id}  github.push_commit  branch=agent/x\\n\\u001b[31mFAKE")
     assert "\x1b" not in lines[0]
+
+
+def test_a_receipt_with_an_unreadable_timestamp_is_skipped_and_counted(recorded):
+    from enact_proxy.receipts.verify import read_receipts
+    from enact_proxy.replay import replay
+
+    tmp_path, receipts, _ = recorded
+    records = read_receipts(receipts)
+    records[0] = records[0].model_copy(update={"timestamp": "yesterday-ish"})
+    report = replay(load_config(tmp_path / "old" / "enact.yaml"), records)
+    assert len(report.replayed) == 5
+    assert report.skipped == {"without a readable timestamp": 1}
