@@ -40,9 +40,8 @@ def register(sub: Any) -> None:
 
 
 def register_reload(sub: Any) -> None:
-    reload = sub.add_parser("reload", help="ask the running sidecar to reload its config (exit 1 when invalid)",
-                            epilog="Exit 0: reloaded. 1: the new config is invalid (the old one stays in force) or the "
-                                   "sidecar cannot be reached. 2: usage or config error here.")
+    # Its exit codes are documented with every other command's (enact_proxy/cli.py EXIT_CODES).
+    reload = sub.add_parser("reload", help="ask the running sidecar to reload its config (exit 1 when invalid)")
     reload.add_argument("--config", default="enact.yaml")
     reload.add_argument("--admin", default=None, help="HOST:PORT of the admin listener (default: listen.admin)")
     reload.add_argument("--token", default=None, help=f"admin token (default: ${TOKEN_ENV}, else certs/{TOKEN_FILE})")
