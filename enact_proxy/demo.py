@@ -220,6 +220,10 @@ def _keep_running(sidecar: SidecarProcess) -> None:
     _say("\n--keep: the sandbox and sidecar stay up. Point your own agent at them:")
     for line in agent_env_lines(sidecar.ca, sidecar.http, sidecar.postgres):
         _say("  " + line)
+    if sidecar.admin:
+        token = sidecar.directory / "certs" / "admin.token"
+        _say(f"The console: http://{sidecar.admin}/  (sign in with the token in {token})")
+        _say(f"  enact-proxy approvals list --config {sidecar.directory / 'enact.yaml'} --admin {sidecar.admin}")
     _say("Ctrl-C stops everything.")
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with contextlib.suppress(KeyboardInterrupt):
