@@ -92,29 +92,38 @@ def test_a_second_store_on_the_same_database_sees_the_claims(make_store):
     assert first.claim([Unique("x")], owner="c", now=FIXED_NOW) is None
 
 
-def test_concurrent_claims_across_stores_never_exceed_the_limit(make_store):
-    stores = [make_store() for _ in range(3)]
+def race(stores: list, claims_of) -> list[str]:
+    """12 threads released together, 5 claims each, spread over ``stores``; the owners admitted."""
     admitted: list[str] = []
     lock = threading.Lock()
     barrier = threading.Barrier(12)
 
-    def race(i: int) -> None:
+    def run(i: int) -> None:
         store = stores[i % len(stores)]
         barrier.wait()
         for n in range(5):
-            owner = f"{i}-{n}"
-            if store.claim([Limit("hot", max=7, window=HOUR), Unique(f"u:{n}")], owner=owner, now=FIXED_NOW) is None:
+            if store.claim(claims_of(n), owner=f"{i}-{n}", now=FIXED_NOW) is None:
                 with lock:
-                    admitted.append(owner)
+                    admitted.append(f"{i}-{n}")
 
-    threads = [threading.Thread(target=race, args=(i,)) for i in range(12)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(12)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return admitted
+
+
+def test_concurrent_claims_across_stores_never_exceed_the_limit(make_store):
+    admitted = race([make_store() for _ in range(3)],
+                    lambda n: [Limit("hot", max=7, window=HOUR), Unique(f"u:{n}")])
     # Each Unique u:n is taken once, and the Limit caps the total at 5 (one per unique) <= 7.
     assert len(admitted) == 5
     assert len({owner.split("-")[1] for owner in admitted}) == 5
+
+
+def test_concurrent_limit_claims_across_stores_admit_exactly_the_limit(make_store):
+    assert len(race([make_store() for _ in range(3)], lambda n: [Limit("hot", max=7, window=HOUR)])) == 7
 
 
 def test_sqlite_store_migrates_the_first_versions_task_counts(tmp_path):
@@ -168,28 +177,6 @@ def test_open_store_resolves_sqlite_paths_against_the_config_folder(tmp_path):
     absolute.close()
     with pytest.raises(ValueError, match="state.url"):
         open_store("redis://x")
-
-
-def test_concurrent_limit_claims_across_stores_admit_exactly_the_limit(make_store):
-    stores = [make_store() for _ in range(3)]
-    admitted: list[str] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(12)
-
-    def race(i: int) -> None:
-        store = stores[i % len(stores)]
-        barrier.wait()
-        for n in range(5):
-            if store.claim([Limit("hot", max=7, window=HOUR)], owner=f"{i}-{n}", now=FIXED_NOW) is None:
-                with lock:
-                    admitted.append(f"{i}-{n}")
-
-    threads = [threading.Thread(target=race, args=(i,)) for i in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(admitted) == 7
 
 
 # -- approvals ---------------------------------------------------------------------------------
