@@ -141,7 +141,31 @@ class ReceiptOne(_Base):
         if found is None:
             self.answer(404, {"error": f"no receipt {run_id}"})
             return
-        self.answer(200, {"receipt": found, "verification": {"signature": self.sidecar.key.verify(found)}})
+        verification: dict[str, Any] = {"signature": self.sidecar.key.verify(found)}
+        verification.update(await asyncio.to_thread(inclusion, self.sidecar, run_id))
+        self.answer(200, {"receipt": found, "verification": verification})
+
+
+def inclusion(sidecar: Sidecar, run_id: str) -> dict[str, Any]:
+    """Whether the receipt is in the log's newest signed checkpoint (an RFC 6962 inclusion proof checked
+    against HEAD's root, HEAD's signature checked with the log's public key), with where: ``inclusion``
+    is True or False, or a sentence when it cannot be told yet (the next checkpoint covers it)."""
+    try:
+        from enact_proxy.receipts.prove import ProveError, prove
+    except ImportError:  # a log without signed checkpoints: the signature is all there is to check
+        return {}
+    signer = getattr(sidecar, "log_signer", None)
+    try:
+        proof = prove(sidecar.config.receipts_dir, run_id, signer.verifier if signer is not None else None)
+    except ProveError as exc:
+        if "newer than HEAD" in str(exc):
+            return {"inclusion": "not yet: the next checkpoint covers it (within receipts.checkpoint_seconds)"}
+        return {"inclusion": False, "inclusion_problem": str(exc)}
+    except OSError as exc:
+        return {"inclusion": False, "inclusion_problem": f"cannot read the log: {exc.strerror or exc}"}
+    return {"inclusion": True,
+            "checkpoint": f"leaf {proof.leaf_index} of tree size {proof.tree_size}, "
+                          f"signed by {proof.checkpoint.splitlines()[0]}"}
 
 
 def _since(text: str | None) -> datetime | None:

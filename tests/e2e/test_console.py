@@ -12,6 +12,7 @@ chromium or playwright it skips, saying why, except under CI=true, where it fail
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -29,6 +30,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--no-proxy-server"]
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "console.png"
 TIMEOUT_MS = 20_000
+CHECKPOINTS = importlib.util.find_spec("enact_proxy.receipts.prove") is not None  # the Merkle-checkpointed log
 
 SCRIPT_TITLE = "<script>alert(1)</script> please merge"
 EVIL_BRANCH = 'agent/"><img src=x onerror=alert(2)>'
@@ -131,11 +133,18 @@ def test_sign_in_approve_a_held_merge_and_see_its_receipt(approving: RunningSide
     approve_row = page.locator("#receipts tr", has_text="enact.approve")
     assert "admin" in approve_row.first.inner_text()
 
+    if CHECKPOINTS:  # the log publishes signed checkpoints: wait until one covers the receipt
+        wait_until(lambda: admin.get(f"/api/receipts/{run_id}").json()["verification"].get("inclusion") is True,
+                   what="a checkpoint covering the receipt")
     row.locator("a").click()
     page.wait_for_url(re.compile(rf"/receipts/{run_id}$"))
     signature = page.locator("#verification li.check", has_text="signature")
     signature.wait_for()
     assert "check ok" in (signature.get_attribute("class") or "") and "holds" in signature.inner_text()
+    if CHECKPOINTS:
+        included = page.locator("#verification li.check", has_text="inclusion")
+        assert "check ok" in (included.get_attribute("class") or "") and "holds" in included.inner_text()
+        assert "tree size" in page.locator("#verification li.check", has_text="checkpoint").inner_text()
     assert page.locator("#run-id").inner_text() == run_id
     summary = page.locator("#summary").inner_text()
     assert "approved by admin" in summary and "github.merge_pr" in summary
