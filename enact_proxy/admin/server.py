@@ -128,11 +128,13 @@ class ReceiptList(_Base):
     async def get(self) -> None:
         since = _since(self.get_query_argument("since", None))
         limit = max(1, min(1000, int(self.get_query_argument("limit", "100") or 100)))
+        stats: dict[str, Any] = {}
         found = await asyncio.to_thread(
             receipts.query, self.sidecar.config.receipts_dir, decision=self.get_query_argument("decision", None),
             action=self.get_query_argument("action", None), actor=self.get_query_argument("actor", None),
-            since=since, limit=limit)
-        self.answer(200, {"receipts": found})
+            since=since, limit=limit, stats=stats)
+        # complete: False when the search stopped at receipts.MAX_SCANNED records before finding ``limit``
+        self.answer(200, {"receipts": found, "complete": stats["complete"]})
 
 
 class ReceiptOne(_Base):

@@ -261,7 +261,8 @@
     const rows = (data.receipts || []).map(receiptRow);
     $("receipts").replaceChildren(...rows);
     $("receipts-empty").hidden = rows.length > 0;
-    $("updated").textContent = "updated " + new Date().toLocaleTimeString();
+    const partial = data.complete === false ? " · searched only the newest records: narrow the time or filters" : "";
+    $("updated").textContent = "updated " + new Date().toLocaleTimeString() + partial;
   }
 
   async function refreshAll() {
