@@ -13,6 +13,7 @@ later rounds poll a bigger log; rounds alternate to spread that evenly.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import threading
@@ -76,6 +77,12 @@ class Console:
             self._thread.join(30)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def records(directory: Path) -> int:
     return sum(p.read_bytes().count(b"\n") for p in directory.glob("*/*.jsonl")) + len(list(directory.glob("*/*.json")))
 
@@ -113,18 +120,28 @@ def main() -> None:
                                    "p99_ms": result.p99_ms, "log_records": log_size})
                 print(f"  round {round_no + 1} console {mode:6s}: {result.requests_per_second:7.1f} req/s  "
                       f"p50 {result.p50_ms:.1f} ms  p99 {result.p99_ms:.1f} ms  (log {log_size} records)", flush=True)
+        # What one poll costs the sidecar, measured on the idle sidecar by its CPU time: a figure the
+        # other tenants of a shared machine do not move the way they move req/s.
+        before, polls = cpu_seconds(sidecar.process.pid), 20
+        for _ in range(polls):
+            console.poll_once()
+        cpu_per_poll_ms = (cpu_seconds(sidecar.process.pid) - before) / polls * 1000
+        final_log = records(work / "receipts")
+        print(f"sidecar CPU per poll: {cpu_per_poll_ms:.1f} ms with {final_log} records in the log "
+              f"({cpu_per_poll_ms / POLL_SECONDS / 10:.2f} % of one core at one poll per {POLL_SECONDS:.0f} s)")
     finally:
         if sidecar is not None:
             Proc("enact", sidecar.process, sidecar.http).stop()
         upstream.stop()
     ratios = [o["rps"] / c["rps"] for o, c in zip(runs["open"], runs["closed"], strict=True)]
-    summary = {
+    summary: dict[str, Any] = {
         "closed": {k: spread([r[k] for r in runs["closed"]]) for k in ("rps", "p50_ms", "p99_ms")},
         "open": {k: spread([r[k] for r in runs["open"]]) for k in ("rps", "p50_ms", "p99_ms")},
         "rps_ratio_open_vs_closed": spread(ratios),
         "poll_seconds": spread(console.polls) if console.polls else None,
         "polls": len(console.polls),
         "listed": console.listed[-1] if console.listed else 0,
+        "sidecar_cpu_ms_per_poll": cpu_per_poll_ms, "log_records_at_cpu_measure": final_log,
     }
     polls_ms = sorted(p * 1000 for p in console.polls)
     print(f"closed {fmt(summary['closed']['rps'], 0)} req/s, open {fmt(summary['open']['rps'], 0)} req/s, "
