@@ -3,8 +3,8 @@
 A person signs in with the admin token, sees the approval a real agent request is held for, approves it
 in the page, and sees the agent's retry pass: in the live list and in the one-receipt view with its
 verification status. What agents wrote (a ``<script>`` title, a branch name built to break out of an
-attribute) renders as text. A wrong token shows an error and no data. The test saves the screenshot the
-README shows (docs/console.png).
+attribute) renders as text. A wrong token shows an error and no data. The test takes the screenshot the
+README shows (docs/console.png), writing it when it is missing or with ENACT_UPDATE_SCREENSHOT=1.
 
 Never ``playwright install`` (it downloads browsers): the test drives ``/usr/bin/chromium``. Without
 chromium or playwright it skips, saying why, except under CI=true, where it fails.
@@ -116,8 +116,11 @@ def test_sign_in_approve_a_held_merge_and_see_its_receipt(approving: RunningSide
     assert branch_cell.first.inner_text() == EVIL_BRANCH
     assert page.locator("img").count() == 0 and page.locator("main script").count() == 0
 
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    shot = page.screenshot(full_page=True)
+    assert shot.startswith(b"\x89PNG")
+    if os.environ.get("ENACT_UPDATE_SCREENSHOT") == "1" or not SCREENSHOT.exists():  # not on every run: it is tracked
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        SCREENSHOT.write_bytes(shot)
 
     merge_row.locator("input.reason").fill("release notes only <b>ok</b>")
     merge_row.locator("button.approve").click()
