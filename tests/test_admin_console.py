@@ -61,8 +61,13 @@ class ConsolePagesTest(tornado.testing.AsyncHTTPTestCase):
         assert self.fetch("/static/../console.py").code == 404
         assert self.fetch("/static/other.js").code == 404
 
+    def test_whoami_names_the_token_and_needs_it(self) -> None:
+        answer = self.fetch("/api/whoami", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert answer.code == 200 and answer.body == b'{"name": "alice"}'
+        assert self.fetch("/api/whoami").code == 401
+
     def test_the_api_behind_the_pages_still_needs_the_token(self) -> None:
-        for path in ("/api/approvals", "/api/receipts"):
+        for path in ("/api/whoami", "/api/approvals", "/api/receipts"):
             assert self.fetch(path).code == 401
             assert self.fetch(path, headers={"Authorization": "Bearer wrong"}).code == 401
             assert self.fetch(path, headers={"Authorization": f"Bearer {TOKEN}"}).code == 200

@@ -104,6 +104,13 @@ class MetricsPage(_Base):
         self.finish(self.sidecar.metrics.render())
 
 
+class WhoAmI(_Base):
+    """The name of the token sent: the person the console shows as signed in (never the token)."""
+
+    def get(self) -> None:
+        self.answer(200, {"name": self.person})
+
+
 class Approvals(_Base):
     async def get(self) -> None:
         status = self.get_query_argument("status", None)
@@ -188,6 +195,7 @@ def routes(sidecar: Sidecar) -> list[Any]:
         (r"/healthz", Health, args),
         (r"/readyz", Ready, args),
         (r"/metrics", MetricsPage, args),
+        (r"/api/whoami", WhoAmI, args),
         (r"/api/approvals", Approvals, args),
         (r"/api/approvals/([0-9a-fA-F-]{1,64})/(approve|deny)", Decide, args),
         (r"/api/receipts", ReceiptList, args),

@@ -106,6 +106,8 @@ def test_sign_in_approve_a_held_merge_and_see_its_receipt(approving: RunningSide
     approvals = page.locator("#approvals li.approval")
     approvals.nth(1).wait_for()
     assert approvals.count() == 2
+    assert page.locator("#whoami").inner_text() == "signed in as admin"  # the token's name, the approver
+    assert page.title() == "(2) Enact console"
     merge_row = approvals.filter(has_text="github.merge_pr")
     pr_row = approvals.filter(has_text="github.create_pr")
     assert '"number": ' + str(number) in merge_row.locator("pre").inner_text()

@@ -103,8 +103,9 @@
 
   async function signIn(candidate) {
     sessionStorage.setItem(TOKEN_KEY, candidate);
+    let who = null;
     try {
-      await api("/api/approvals?status=pending");
+      who = await api("/api/whoami");
     } catch (e) {
       if (!(e instanceof Refused)) {
         signOut("Could not reach the admin API: " + e.message);
@@ -115,7 +116,7 @@
     $("signin-panel").hidden = true;
     $("content").hidden = false;
     $("signout").hidden = false;
-    $("whoami").textContent = "signed in";
+    $("whoami").textContent = "signed in as " + String((who && who.name) || "?");
     $("whoami").hidden = false;
     start();
   }
@@ -223,6 +224,7 @@
       }
     }
     $("approvals-count").textContent = seen.size ? "(" + seen.size + ")" : "";
+    document.title = (seen.size ? "(" + seen.size + ") " : "") + "Enact console";
     $("approvals-empty").hidden = seen.size > 0;
   }
 
