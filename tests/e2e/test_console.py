@@ -13,6 +13,7 @@ chromium or playwright it skips, saying why, except under CI=true, where it fail
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -154,6 +155,12 @@ def test_sign_in_approve_a_held_merge_and_see_its_receipt(approving: RunningSide
     summary = page.locator("#summary").inner_text()
     assert "approved by admin" in summary and "github.merge_pr" in summary
     assert page.locator("#decision").inner_text() == "PASS"
+
+    # The one-receipt view of what the crafted branch name made: shown as text there too.
+    page.goto(f"http://{approving.admin}/receipts/{created.headers['X-Enact-Receipt']}")
+    page.locator("#summary dd").first.wait_for()
+    assert EVIL_BRANCH in json.loads(page.locator("#payload").inner_text())["branch"]
+    assert page.locator("img").count() == 0
 
     # Deny the other one from the list, with a reason the agent then reads.
     page.goto(f"http://{approving.admin}/")  # still signed in: the token is in this tab's sessionStorage
