@@ -123,18 +123,18 @@
 
   // -- polling -------------------------------------------------------------------------------
   let timer = null;
-  let running = false;
+  let generation = 0; // bumped by every start and stop: a refresh of an older session schedules nothing
 
   function stopPolling() {
-    running = false;
+    generation += 1;
     if (timer !== null) clearTimeout(timer);
     timer = null;
   }
 
-  function schedule(refresh) {
+  function schedule(refresh, mine) {
     // One request at a time (the next starts 2 s after the last answered), paused while the tab
     // is hidden: an idle console costs the sidecar nothing.
-    if (!running) return;
+    if (mine !== generation) return;
     timer = setTimeout(async () => {
       timer = null;
       if (!document.hidden && liveEnabled()) {
@@ -144,7 +144,7 @@
           if (!(e instanceof Refused)) showError("Update failed: " + e.message);
         }
       }
-      schedule(refresh);
+      schedule(refresh, mine);
     }, POLL_MS);
   }
 
@@ -359,13 +359,13 @@
   // -- start ---------------------------------------------------------------------------------
   function start() {
     stopPolling();
-    running = true;
+    const mine = generation;
     const page = body.dataset.page;
     const refresh = page === "receipt" ? showReceipt : refreshAll;
     refresh().catch((e) => {
       if (!(e instanceof Refused)) showError("Could not load: " + e.message);
     });
-    if (page === "console") schedule(refresh);
+    if (page === "console") schedule(refresh, mine);
   }
 
   document.addEventListener("DOMContentLoaded", () => {
