@@ -193,3 +193,31 @@ def test_a_wrong_token_shows_an_error_and_no_data(approving: RunningSidecar, git
     assert page.locator("#error").is_hidden()
     wait_until(lambda: page.locator("#receipts tr").count() >= 1, what="receipts listed", timeout=10)
     assert page.dialogs == []
+
+
+def test_an_edited_receipt_shows_as_failing_verification(approving: RunningSidecar, github: SandboxGitHub,
+                                                         page: Any) -> None:
+    admin, session = Admin(approving), agent(approving)
+    read = session.get(f"{GITHUB}/repos/acme/app", timeout=30)
+    assert read.status_code == 200
+    run_id = read.headers["X-Enact-Receipt"]
+    if CHECKPOINTS:
+        wait_until(lambda: admin.get(f"/api/receipts/{run_id}").json()["verification"].get("inclusion") is True,
+                   what="a checkpoint covering the receipt")
+    edited = False
+    for path in approving.receipts_dir.rglob("*.json*"):  # one file per receipt, or segments of JSON Lines
+        data = path.read_bytes()
+        if run_id.encode() in data and b'"repo":"app"' in data:
+            path.write_bytes(data.replace(b'"repo":"app"', b'"repo":"apq"'))  # same length: nothing else moves
+            edited = True
+    assert edited
+    verification = admin.get(f"/api/receipts/{run_id}").json()["verification"]
+    assert verification["signature"] is False
+    if CHECKPOINTS:
+        assert verification["inclusion"] is False and verification["inclusion_problem"]
+
+    sign_in(page, approving, admin.token)
+    page.goto(f"http://{approving.admin}/receipts/{run_id}")
+    signature = page.locator("#verification li.check", has_text="signature")
+    signature.wait_for()
+    assert "check bad" in (signature.get_attribute("class") or "") and "FAILS" in signature.inner_text()
