@@ -201,6 +201,7 @@ def test_an_edited_receipt_shows_as_failing_verification(approving: RunningSidec
     read = session.get(f"{GITHUB}/repos/acme/app", timeout=30)
     assert read.status_code == 200
     run_id = read.headers["X-Enact-Receipt"]
+    wait_until(lambda: admin.get(f"/api/receipts/{run_id}").status_code == 200, what="the receipt written")
     if CHECKPOINTS:
         wait_until(lambda: admin.get(f"/api/receipts/{run_id}").json()["verification"].get("inclusion") is True,
                    what="a checkpoint covering the receipt")
