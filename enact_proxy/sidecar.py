@@ -45,6 +45,12 @@ class Sidecar:
         state_password = _state_password(config, environ)
         self.state = open_store(config.state_url, base_dir=config.base_dir, password=state_password,
                                 timeout=config.raw.state.timeout_seconds)
+        self.webhook = None
+        if config.raw.admin.webhook_url:  # a notice on each new pending approval, sent off the deciding thread
+            from enact_proxy.admin.webhook import Webhook
+
+            self.webhook = Webhook(config.raw.admin.webhook_url).start()
+            self.state.on_new_approval = self.webhook.notify
         self.metrics = Metrics()
         self.metrics.watch_unwritable(lambda: bool(getattr(self.store, "unwritable", False)))
         self.admin_tokens = AdminTokens.load([(t.name, t.token_env) for t in config.raw.admin.tokens],
@@ -135,6 +141,8 @@ class Sidecar:
     def close(self) -> None:
         self.store.close()
         self.state.close()
+        if self.webhook is not None:
+            self.webhook.stop()
 
     # -- what the admin listener asks ------------------------------------------------------------
     def readiness_problems(self) -> list[str]:

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import json
 import logging
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("enact_proxy.admin")
 MAX_REASON = 2000
+INCLUSION_SECONDS = 60  # the first proof on a long log builds the reader's index of it
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -104,6 +108,13 @@ class MetricsPage(_Base):
         self.finish(self.sidecar.metrics.render())
 
 
+class WhoAmI(_Base):
+    """The name of the token sent: the person the console shows as signed in (never the token)."""
+
+    def get(self) -> None:
+        self.answer(200, {"name": self.person})
+
+
 class Approvals(_Base):
     async def get(self) -> None:
         status = self.get_query_argument("status", None)
@@ -137,11 +148,13 @@ class ReceiptList(_Base):
     async def get(self) -> None:
         since = _since(self.get_query_argument("since", None))
         limit = max(1, min(1000, int(self.get_query_argument("limit", "100") or 100)))
+        stats: dict[str, Any] = {}
         found = await asyncio.to_thread(
             receipts.query, self.sidecar.config.receipts_dir, decision=self.get_query_argument("decision", None),
             action=self.get_query_argument("action", None), actor=self.get_query_argument("actor", None),
-            since=since, limit=limit)
-        self.answer(200, {"receipts": found})
+            since=since, limit=limit, stats=stats)
+        # complete: False when the search stopped at receipts.MAX_SCANNED records before finding ``limit``
+        self.answer(200, {"receipts": found, "complete": stats["complete"]})
 
 
 class ReceiptOne(_Base):
@@ -150,7 +163,28 @@ class ReceiptOne(_Base):
         if found is None:
             self.answer(404, {"error": f"no receipt {run_id}"})
             return
-        self.answer(200, {"receipt": found, "verification": {"signature": self.sidecar.key.verify(found)}})
+        verification: dict[str, Any] = {"signature": self.sidecar.key.verify(found)}
+        verification.update(await asyncio.to_thread(inclusion, self.sidecar, run_id))
+        self.answer(200, {"receipt": found, "verification": verification})
+
+
+def inclusion(sidecar: Sidecar, run_id: str) -> dict[str, Any]:
+    """Whether the receipt is in the newest signed checkpoint (see enact_proxy/admin/inclusion.py),
+    worked out in a child process so the proof's index work never holds this process's GIL."""
+    if importlib.util.find_spec("enact_proxy.receipts.prove") is None:
+        return {}  # a log without signed checkpoints: the signature is all there is to check
+    signer = getattr(sidecar, "log_signer", None)
+    command = [sys.executable, "-m", "enact_proxy.admin.inclusion", str(sidecar.config.receipts_dir), run_id]
+    if signer is not None:
+        command.append(signer.verifier.text)
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=INCLUSION_SECONDS, check=False)
+        answer = json.loads(done.stdout)
+    except subprocess.TimeoutExpired:
+        return {"inclusion": f"not checked: proving took longer than {INCLUSION_SECONDS} s"}
+    except (OSError, ValueError) as exc:
+        return {"inclusion": f"not checked: {type(exc).__name__}"}
+    return answer if isinstance(answer, dict) else {"inclusion": "not checked"}
 
 
 def _since(text: str | None) -> datetime | None:
@@ -171,6 +205,7 @@ def routes(sidecar: Sidecar) -> list[Any]:
         (r"/healthz", Health, args),
         (r"/readyz", Ready, args),
         (r"/metrics", MetricsPage, args),
+        (r"/api/whoami", WhoAmI, args),
         (r"/api/approvals", Approvals, args),
         (r"/api/approvals/([0-9a-fA-F-]{1,64})/(approve|deny)", Decide, args),
         (r"/api/reload", Reload, args),

@@ -10,7 +10,7 @@ request to the store, which checks and records them in one atomic step (:meth:`S
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +22,7 @@ from enact_proxy.state.sqlite import SqliteStateStore
 
 class StateStore(Protocol):
     url: str  # printable: never carries a password
+    on_new_approval: Callable[[Approval], None] | None  # told of each approval made pending (the webhook)
 
     def claim(self, claims: Sequence[Claim], *, owner: str, now: datetime, enforce: bool = True) -> Conflict | None:
         """Record every claim under ``owner`` if all fit, else record none and return the first that

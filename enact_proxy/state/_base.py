@@ -4,16 +4,19 @@ small transaction interface (:class:`Tx`) that each store implements with its ow
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from enact_proxy.state.approvals import Approval, ApprovalNotPending
 from enact_proxy.state.claims import Claim, Conflict, Limit, Unique, UseGrant
+
+log = logging.getLogger("enact_proxy.state")
 
 # Limit claims are kept a little past their window so a longer window configured later still
 # finds them; pruning is housekeeping, never what decides.
@@ -60,6 +63,9 @@ class Rollback(Exception):
 
 class SqlStore(ABC):
     url: str
+    # Called with each approval this store newly made pending (after it committed); the sidecar
+    # points it at the webhook (SPEC §8). It must return at once: it runs on the deciding thread.
+    on_new_approval: Callable[[Approval], None] | None = None
 
     def __init__(self) -> None:
         self._claims_since_prune = 0
@@ -110,7 +116,18 @@ class SqlStore(ABC):
                                 payload=payload, created_at=now, expires_at=now + expires)
             tx.run(f"INSERT INTO enact_approvals ({_APPROVAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    approval.row())
-            return approval
+        self._announce(approval)  # committed and new: tell whoever listens (the webhook)
+        return approval
+
+    def _announce(self, approval: Approval) -> None:
+        """Call ``on_new_approval``; it must not block, and its failure never fails the decision."""
+        hook = self.on_new_approval
+        if hook is None:
+            return
+        try:
+            hook(approval)
+        except Exception:  # noqa: BLE001 - a notice is best effort; the approval stands
+            log.exception("announcing new approval %s failed", approval.id)
 
     def latest_approval(self, digest: str) -> Approval | None:
         with self._tx() as tx:
