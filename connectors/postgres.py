@@ -9,19 +9,20 @@ text. On the wire the Postgres listener recognises statements with :func:`recogn
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from enact_proxy.models import ActionRequest
 from enact_proxy.pgwire.classify import SqlParseError, classify
 
 SYSTEM = "postgres"
 ACTIONS = ("select_rows", "insert_row", "update_row", "delete_row", "execute_sql")
+DEFAULT_MAX_SESSIONS = 64
 
 __all__ = ["ACTIONS", "SYSTEM", "Config", "PostgresConnector", "SqlParseError", "recognise_sql"]
 
@@ -32,6 +33,10 @@ class Config(BaseModel):
     ``upstream``: where statements really go (``postgresql://user[:password]@host:port/db?sslmode=...``).
     ``password_env``: the variable holding the upstream password (the sidecar logs in itself).
     ``agent_password_env``: when set, the password the agent must present to the sidecar.
+    ``max_sessions``: how many agent sessions the listener serves at once (default 64, below PostgreSQL's
+    default ``max_connections`` of 100, so an agent cannot exhaust the database's connection slots).
+    Each holds one upstream connection; one more is refused at startup with FATAL SQLSTATE 53300
+    (too_many_connections), ``Blocked by Enact: ...``. Cancel requests are never counted or refused.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -39,6 +44,7 @@ class Config(BaseModel):
     upstream: str
     password_env: str | None = None
     agent_password_env: str | None = None
+    max_sessions: Annotated[int, Field(strict=True, ge=1, le=100_000)] = DEFAULT_MAX_SESSIONS
 
     @field_validator("upstream")
     @classmethod

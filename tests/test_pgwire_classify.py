@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-from enact_proxy.pgwire.classify import SqlParseError, cache_info, classify
+from enact_proxy.pgwire.classify import CursorOp, SqlParseError, cache_info, classify, classify_statements
 
 # (sql, [(action, table, columns, has_where), ...]) ; None for fields not checked (execute_sql)
 ROW_CASES = [
@@ -227,6 +227,19 @@ def test_plain_explain_of_a_locking_read_does_not_lock():
 def test_every_merge_is_at_least_one_action():
     (merge,) = classify("MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DO NOTHING")
     assert merge.payload["merge"] == "do nothing" and merge.payload["kind"] == "MergeStmt"
+
+
+def test_cursor_operations_come_with_the_classification():
+    actions, ops = classify_statements(
+        'DECLARE c CURSOR WITH HOLD FOR SELECT id FROM t FOR UPDATE; FETCH 2 FROM c; MOVE ALL IN "C"; '
+        "CLOSE c; CLOSE ALL; SELECT 1")
+    assert [a.action for a in actions] == ["select_rows", "update_row", "select_rows"]
+    assert [(op.op, op.name, op.hold) for op in ops] == [
+        ("declare", "c", True), ("fetch", "c", False), ("fetch", "C", False), ("close", "c", False),
+        ("close", None, False)]
+    assert [action for action, _ in ops[0].actions] == ["select_rows", "update_row"]
+    assert ops[1] == CursorOp("fetch", "c", "FETCH 2 FROM c")
+    assert classify_statements("SELECT * FROM t WHERE id = 1")[1] == ()
 
 
 def test_payload_shape():

@@ -238,3 +238,52 @@ def test_md5_role_logged_in_by_sidecar(tmp_path: Path, pg_server: PgServer) -> N
             assert conn.execute("SELECT current_user").fetchone() == ("md5_user",)
     finally:
         running.close()
+
+
+def test_session_cap_refuses_the_excess_clearly(tmp_path: Path, pg_server: PgServer) -> None:  # noqa: F811
+    running = InProcess(tmp_path, {"postgres": {"upstream": pg_server.url(), "max_sessions": 2}})
+    try:
+        first = psycopg.connect(running.url(), autocommit=True)
+        second = psycopg.connect(running.url(), autocommit=True)
+        with pytest.raises(psycopg.OperationalError, match="Blocked by Enact: too many sessions") as refused:
+            psycopg.connect(running.url(), autocommit=True)
+        assert "max_sessions is 2" in str(refused.value)
+        raw = socket.create_connection((running.host, running.port), timeout=10)  # the SQLSTATE, on the wire
+        raw.sendall(StartupMessage(3 << 16, (("user", "agent"), ("database", "app"))).encode())
+        (error,) = _read_until_ready(raw)
+        assert isinstance(error, ErrorResponse) and error.sqlstate == "53300" and error.get("S") == "FATAL"
+        assert raw.recv(1) == b""
+        raw.close()
+        # at the cap, a cancel request is no session: never answered with the 53300 refusal
+        cancel = socket.create_connection((running.host, running.port), timeout=10)
+        cancel.sendall(CancelRequest(12345, b"\x00\x01\x02\x03").encode())
+        assert cancel.recv(1) == b""
+        cancel.close()
+        assert first.execute("SELECT 1").fetchone() == (1,)
+        assert second.execute("SELECT 2").fetchone() == (2,)
+        second.close()  # a slot frees when its session ends
+        with psycopg.connect(running.url(), autocommit=True) as third:
+            assert third.execute("SELECT 3").fetchone() == (3,)
+        first.close()
+        assert running._call(_active(running.listener)) == 0
+    finally:
+        running.close()
+
+
+async def _active(listener: PostgresListener) -> int:
+    for _ in range(100):  # the listener notices closed sessions on its loop
+        if listener.active_sessions == 0:
+            break
+        await asyncio.sleep(0.02)
+    return listener.active_sessions
+
+
+def test_session_cap_config_is_validated() -> None:
+    from pydantic import ValidationError
+
+    from connectors.postgres import Config
+
+    assert Config(upstream="postgresql://a@db/x").max_sessions == 64
+    for bad in (0, -1, "10", True, 1.5):
+        with pytest.raises(ValidationError, match="max_sessions"):
+            Config(upstream="postgresql://a@db/x", max_sessions=bad)

@@ -323,6 +323,8 @@ def _statement_actions(node_type: str, fields: Node, text: str) -> list[tuple[st
         return []
     context = _Statement(node_type, fields, text)
     actions = _effects(node_type, fields, context)
+    if not actions:  # every statement is at least one action (fail closed should a rule above miss one)
+        actions.append(context.execute_sql(reason="no_effect_found"))
     unsafe = _unsafe_functions(fields)
     if unsafe:
         actions.append(context.execute_sql(reason="functions", functions=unsafe))

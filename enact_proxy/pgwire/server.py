@@ -4,7 +4,8 @@ Per connection: the startup phase (SSLRequest / GSSENCRequest answered ``N``; Ca
 the upstream with the real key; replication and role / search_path settings refused), the login
 (credential isolation: with an upstream password the sidecar logs in itself and checks the agent only
 against ``agent_password_env`` when set; otherwise the agent's own exchange is relayed), then the judged
-relay of :mod:`enact_proxy.pgwire.session`. A broken session ends with a FATAL ErrorResponse; the
+relay of :mod:`enact_proxy.pgwire.session`. At most ``systems.postgres.max_sessions`` agent sessions at
+once (:meth:`PostgresListener.claim_session`). A broken session ends with a FATAL ErrorResponse; the
 listener and the sidecar carry on.
 """
 
@@ -20,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from connectors.postgres import DEFAULT_MAX_SESSIONS
 from enact_proxy.models import RequestSummary
 from enact_proxy.pgwire.auth import LoginError, UpstreamLogin
 from enact_proxy.pgwire.framing import Framer
@@ -81,6 +83,9 @@ class PostgresListener:
             self.target_error = str(exc)
         self.cancel_keys: dict[tuple[int, bytes], CancelTarget] = {}
         self.sessions: set[asyncio.Task[Any]] = set()
+        # Agent sessions past their StartupMessage (each holds, or is about to open, an upstream connection).
+        self.max_sessions: int = getattr(self.config, "max_sessions", DEFAULT_MAX_SESSIONS)
+        self.active_sessions = 0
         self.server: asyncio.Server | None = None
         self.address = ""
 
@@ -105,14 +110,29 @@ class PostgresListener:
 
     # ---- one connection -----------------------------------------------------------------------
 
+    def claim_session(self) -> None:
+        """Count one agent session, or refuse it (FATAL 53300) when ``max_sessions`` are already open.
+
+        Counted once the StartupMessage arrives, before the upstream connection is opened; released when
+        the session ends. Refused before login, like PostgreSQL's own ``too many clients``, and so (as the
+        other refusals before login) with no receipt: an agent retrying in a loop writes nothing.
+        """
+        if self.active_sessions >= self.max_sessions:
+            log.warning("postgres session refused: %d sessions open (max_sessions %d)",
+                        self.active_sessions, self.max_sessions)
+            raise fatal(TOO_MANY_CONNECTIONS,
+                        f"Blocked by Enact: too many sessions through the Postgres listener "
+                        f"({self.active_sessions} open, systems.postgres.max_sessions is {self.max_sessions})")
+        self.active_sessions += 1
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self.sessions.add(task)
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         key: tuple[int, bytes] | None = None
+        session = _Startup(self, reader, writer)
         try:
-            session = _Startup(self, reader, writer)
             await session.run()
             upstream, key = session.upstream, session.proxy_key
         except SessionEnd as end:
@@ -127,6 +147,8 @@ class PostgresListener:
             log.exception("postgres session failed")
             await _send_error(writer, ErrorResponse.build("XX000", "internal error in Enact", severity="FATAL"))
         finally:
+            if session.counted:
+                self.active_sessions -= 1
             if key is not None:
                 self.cancel_keys.pop(key, None)
             for stream in (upstream[1] if upstream else None, writer):
@@ -167,6 +189,7 @@ class _Startup:
         self.frames: list[Frame] = []
         self.upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self.proxy_key: tuple[int, bytes] | None = None
+        self.counted = False  # whether this connection holds one of the listener's max_sessions
 
     async def _next_frame(self) -> Frame:
         while not self.frames:
@@ -182,6 +205,8 @@ class _Startup:
             return
         if startup.protocol >> 16 != 3:
             raise fatal("0A000", "unsupported frontend protocol")
+        self.listener.claim_session()
+        self.counted = True
         params = startup.params
         refusal = startup_refusal(params)
         if refusal:
@@ -329,6 +354,7 @@ class _Startup:
 
 
 INSUFFICIENT_PRIVILEGE = "42501"
+TOO_MANY_CONNECTIONS = "53300"
 
 
 async def start_listener(sidecar: Any, environ: Mapping[str, str] = os.environ) -> PostgresListener:

@@ -86,10 +86,11 @@ class Declaration:
     actions: list[ActionRequest]
     hold: bool
     batch: int  # the ReadyForQuery that ends the batch it was sent in
+    unknowable: bool = False  # stands for too many declarations: a FETCH is refused until CLOSE
 
 
 MAX_CURSORS = 1024  # cursor names tracked per session; beyond, the oldest is forgotten (its FETCH refused)
-MAX_DECLARATIONS = 16  # declarations kept per cursor name; beyond, a FETCH of it is refused
+MAX_DECLARATIONS = 16  # declarations kept per cursor name; beyond, a FETCH of it is refused until CLOSE
 MAX_FETCH_DEPTH = 8  # a portal running FETCH of a portal running FETCH of ...: deeper is refused
 
 
@@ -584,7 +585,7 @@ class Relay:
             return None
         closed = key in changes and changes[key] is None  # by an earlier CLOSE of the same text
         declarations = [] if closed else list(self.cursors.get(key, []))
-        if len(declarations) > MAX_DECLARATIONS:
+        if any(d.unknowable for d in declarations):
             return None
         change = changes.get(key)
         if change is not None:  # declared earlier in the same text (joins any still alive)
@@ -620,6 +621,8 @@ class Relay:
             change.batch = batch
             declarations = self.cursors.pop(key, [])  # re-inserted last: the oldest name goes first
             declarations.append(change)
+            if len(declarations) > MAX_DECLARATIONS:  # bounded memory; fail closed until CLOSE
+                declarations = [Declaration([], True, batch, unknowable=True)]
             self.cursors[key] = declarations
             while len(self.cursors) > MAX_CURSORS:
                 del self.cursors[next(iter(self.cursors))]

@@ -212,7 +212,7 @@ def test_row_locking_cursor_is_an_update_of_the_locked_table(sidecar: RunningSid
     # an unbounded lock is an unbounded update: refused at DECLARE, so there is nothing to FETCH
     wire.send(Query("BEGIN"), Query(f"DECLARE u CURSOR FOR SELECT * FROM {table} FOR UPDATE"), Query("ROLLBACK"))
     (refused,) = errors(wire.until_ready(3))
-    assert "no_unbounded_write" in (refused.message or "")
+    assert f"no_unbounded_write: SELECT ... FOR UPDATE of {table} has no WHERE clause" in (refused.message or "")
     wire.close()
     wait_until(lambda: len(receipts_for(sidecar, bounded)) == 4, what="the locking cursor's receipts")
     locks = [r for r in receipts_for(sidecar, bounded) if r["action"] == "postgres.update_row"]
@@ -233,3 +233,22 @@ def test_psycopg_server_side_cursor(sidecar: RunningSidecar, table: str) -> None
 
     wait_until(runs, what="the FETCH receipt")
     assert all(r["decision"] == "PASS" and r["action"] == "postgres.select_rows" for r in runs())
+
+
+def test_a_name_declared_too_often_is_refused_until_closed(sidecar: RunningSidecar) -> None:
+    from enact_proxy.pgwire.session import MAX_DECLARATIONS
+
+    wire = Wire(sidecar)
+    wire.send(Query("DECLARE dup CURSOR WITH HOLD FOR SELECT 1"))
+    assert not errors(wire.until_ready())
+    for _ in range(MAX_DECLARATIONS):  # each fails upstream (the cursor exists), each is remembered
+        wire.send(Query("DECLARE dup CURSOR WITH HOLD FOR SELECT 2"))
+        (exists,) = errors(wire.until_ready())
+        assert exists.sqlstate == "42P03"  # duplicate_cursor
+    wire.send(Query("FETCH ALL FROM dup"))
+    (refused,) = errors(wire.until_ready())
+    assert refused.sqlstate == "42501"
+    wire.send(Query("CLOSE dup"), Query("DECLARE dup CURSOR WITH HOLD FOR SELECT 3"), Query("FETCH ALL FROM dup"))
+    answer = wire.until_ready(3)
+    assert not errors(answer) and [m.values for m in answer if isinstance(m, DataRow)] == [(b"3",)]
+    wire.close()
