@@ -89,6 +89,6 @@ def test_secrets_never_reach_any_file_under_the_receipts_dir(store, clock, recei
     assert b"jane@acme.com" in on_disk  # the receipts are there
     for secret in SECRETS:
         assert secret.encode() not in on_disk, secret
-    assert {f"payload.{p}" for p in EXPECTED_PATHS} <= set(signed["redacted"])
-    assert "actions_taken[0].output.error" in signed["redacted"]
-    assert {f"payload.{p}" for p in EXPECTED_PATHS} <= set(blocked["redacted"])
+    assert {f"payload.{p}" for p in EXPECTED_PATHS} <= set(signed.redacted)
+    assert "actions_taken[0].output.error" in signed.redacted
+    assert {f"payload.{p}" for p in EXPECTED_PATHS} <= set(blocked.redacted)
