@@ -159,8 +159,6 @@ class Engine:
         then a front door judges them off its event loop."""
         return any(may_block(p, a.full_name) for p in self.policies for a in actions)
 
-    needs_systems = may_block  # the earlier name
-
     def judge_request(self, actions: Sequence[ActionRequest], systems: Mapping[str, Any] | None = None) -> Judgement:
         """Judge a request's actions together, then claim the state its passes take (atomically)."""
         started = time.perf_counter()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from enact_proxy.identity import canonical_email
 from enact_proxy.models import WorkflowContext
 
 READ_ACTIONS = frozenset({"read", "get_contact", "select_rows"})
 
 
-normalise_email = canonical_email  # the earlier name; every policy compares emails through this one function
 
 
 def is_action(ctx: WorkflowContext, *names: str) -> bool:
