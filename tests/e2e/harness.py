@@ -34,13 +34,14 @@ DEFAULT_WORKFLOWS = {
 def write_config(directory: Path, *, systems: dict[str, Any], workflows: dict[str, list[str]] | None = None,
                  policies: list[Any] | None = None, roles: list[str] | None = None, mode: str = "enforce",
                  passthrough: list[str] | None = None, limits: dict[str, Any] | None = None,
-                 postgres_listen: str = "127.0.0.1:0", state: dict[str, Any] | None = None) -> Path:
+                 postgres_listen: str = "127.0.0.1:0", state: dict[str, Any] | None = None,
+                 receipts_dir: str = "receipts") -> Path:
     config: dict[str, Any] = {
         "version": 1,
         "actor": {"email": "agent@company.com", "roles": roles if roles is not None else ["sales_agent", "engineer"]},
         "mode": mode,
         "listen": {"http": "127.0.0.1:0", "postgres": postgres_listen, "admin": "127.0.0.1:0"},
-        "receipts": {"dir": "receipts"},
+        "receipts": {"dir": receipts_dir},
         "certs_dir": "certs",
         "egress": {"passthrough": passthrough or []},
         "systems": systems,
