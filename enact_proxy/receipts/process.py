@@ -47,6 +47,7 @@ from enact_proxy.receipts.store import (
     ReceiptError,
     StoreFront,
     WriterBusy,
+    settle,
 )
 
 STATUS = -1  # an answer that is not about a record: whether records can be written (reason or None)
@@ -98,7 +99,7 @@ class ProcessReceiptStore(StoreFront):
         self._reader: threading.Thread | None = None
         self._write_lock = threading.Lock()
         self._seq = itertools.count()
-        self._pending: dict[int, Future[Answer]] = {}
+        self._pending: dict[int, tuple[Future[Any], Callable[[Answer], Any]]] = {}
         self._failed: BaseException | None = None
 
     def start(self) -> ProcessReceiptStore:
@@ -173,8 +174,8 @@ class ProcessReceiptStore(StoreFront):
             child.kill()
             child.wait()
 
-    def _submit(self, kind: str, record: dict[str, Any]) -> Future[Answer]:
-        future: Future[Answer] = Future()
+    def _submit(self, kind: str, record: dict[str, Any], wrap: Callable[[Answer], Any]) -> Future[Any]:
+        future: Future[Any] = Future()
         if self._child is None or self._failed is not None:
             future.set_exception(ReceiptError(f"receipt store is not running: {self._failed or 'stopped'}"))
             return future
@@ -182,7 +183,7 @@ class ProcessReceiptStore(StoreFront):
         # never wait behind a submitter blocked on a full pipe, or the two processes would deadlock.
         with self._write_lock:
             seq = next(self._seq)
-            self._pending[seq] = future
+            self._pending[seq] = (future, wrap)
             try:
                 _write_all(self._out, _frame((seq, kind, record)))
             except (OSError, ValueError) as exc:
@@ -212,11 +213,8 @@ class ProcessReceiptStore(StoreFront):
                     if token == STATUS:
                         self.unwritable = error
                         continue
-                    future = self._pending.pop(token)
-                    if error is not None:
-                        future.set_exception(ReceiptError(error))
-                    else:
-                        future.set_result(answer)
+                    future, wrap = self._pending.pop(token)
+                    settle(future, wrap, answer, ReceiptError(error) if error is not None else None)
         except (OSError, pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError) as exc:
             self._writer_gone(ReceiptError(f"receipt writer answered garbage: {type(exc).__name__}: {exc}"))
             return False
@@ -227,7 +225,7 @@ class ProcessReceiptStore(StoreFront):
         for seq in list(self._pending):
             entry = self._pending.pop(seq, None)
             if entry is not None:
-                entry.set_exception(self._failed)
+                entry[0].set_exception(self._failed)
 
 
 def _child_environ() -> dict[str, str]:
@@ -317,10 +315,9 @@ def _serve(inp: int, out: int) -> None:
     acks: list[tuple[int, str | None, Answer | None]] = []
     told: str | None = None
 
-    def answerer(seq: int) -> Callable[[Future[Answer]], None]:
-        def answer(future: Future[Answer]) -> None:
-            exc = future.exception()
-            acks.append((seq, str(exc), None) if exc is not None else (seq, None, future.result()))
+    def answerer(seq: int) -> Callable[[Answer | None, BaseException | None], None]:
+        def answer(result: Answer | None, error: BaseException | None) -> None:
+            acks.append((seq, str(error), None) if error is not None else (seq, None, result))
         return answer
 
     def flush() -> None:
@@ -335,9 +332,7 @@ def _serve(inp: int, out: int) -> None:
     while not reader.ended:
         ops = []
         for seq, kind, record in reader.read(writer.wait_seconds(), answers):
-            op = Op(kind, record)
-            op.future.add_done_callback(answerer(seq))
-            ops.append(op)
+            ops.append(Op(kind, record, answerer(seq)))
         for at in range(0, len(ops), MAX_ROUND):
             writer.commit(ops[at:at + MAX_ROUND])
             flush()

@@ -31,7 +31,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,11 +63,44 @@ class WriterBusy(ReceiptError):
 Answer = tuple[int, str | None, dict[str, str]]  # (seq, prev_hash, signature) of a durable record
 
 
-@dataclass
 class Op:
-    kind: str  # "intent" | "receipt"
-    body: dict[str, Any]
-    future: Future[Answer] = field(default_factory=Future)
+    """One record to append. Its outcome goes to ``future``, or to ``callback(answer, error)`` where a
+    future per record would only cost (the writer process answers through the pipe)."""
+
+    __slots__ = ("body", "callback", "future", "kind", "settled")
+
+    def __init__(self, kind: str, body: dict[str, Any],
+                 callback: Callable[[Answer | None, BaseException | None], None] | None = None):
+        self.kind = kind  # "intent" | "receipt"
+        self.body = body
+        self.callback = callback
+        self.future: Future[Answer] | None = Future() if callback is None else None
+        self.settled: BaseException | None = None
+
+    def done(self) -> bool:
+        return self.future.done() if self.future is not None else self.settled is not None
+
+    def resolve(self, answer: Answer) -> None:
+        if self.future is not None:
+            self.future.set_result(answer)
+        elif self.callback is not None:
+            self.settled = _DONE
+            self.callback(answer, None)
+
+    def fail(self, error: BaseException) -> None:
+        if self.future is not None:
+            self.future.set_exception(error)
+        elif self.callback is not None:
+            self.settled = error
+            self.callback(None, error)
+
+    def error(self) -> BaseException | None:
+        if self.future is not None:
+            return self.future.exception() if self.future.done() else None
+        return self.settled if self.settled is not _DONE else None
+
+
+_DONE = ReceiptError("settled")  # marks a callback op answered successfully
 
 
 def unknown_action(body: dict[str, Any]) -> dict[str, Any]:
@@ -89,25 +121,15 @@ class StoreFront:
     def open_intent(self, draft: Receipt | dict[str, Any]) -> Future[Ticket]:
         """Make the intent of ``draft`` durable; the future's ticket closes it with its receipt."""
         receipt = _as_receipt(draft)
-        inner = self._submit("intent", receipt.intent_body())
-        outer: Future[Ticket] = Future()
-
-        def done(f: Future[Answer]) -> None:
-            exc = f.exception()
-            if exc is not None:
-                outer.set_exception(exc)
-            else:
-                outer.set_result(Ticket(self, receipt, f.result()[0]))
-
-        inner.add_done_callback(done)
-        return outer
+        return self._submit("intent", receipt.intent_body(), lambda answer: Ticket(self, receipt, answer[0]))
 
     def write(self, draft: Receipt | dict[str, Any]) -> Future[Receipt]:
         """Append the receipt of a decision; the future holds it signed, once it is durable."""
         receipt = _as_receipt(draft)
-        return _signed(receipt, self._submit("receipt", receipt.body()))
+        return self._submit("receipt", receipt.body(), lambda answer: _signed(receipt, answer))
 
-    def _submit(self, kind: str, body: dict[str, Any]) -> Future[Answer]:
+    def _submit(self, kind: str, body: dict[str, Any], wrap: Callable[[Answer], Any]) -> Future[Any]:
+        """Queue one record; the future resolves with ``wrap(answer)`` once it is durable."""
         raise NotImplementedError
 
     def start(self) -> StoreFront:
@@ -121,21 +143,21 @@ def _as_receipt(draft: Receipt | dict[str, Any]) -> Receipt:
     return draft if isinstance(draft, Receipt) else Receipt.model_validate(draft)
 
 
-def _signed(receipt: Receipt, inner: Future[Answer]) -> Future[Receipt]:
-    outer: Future[Receipt] = Future()
+def _signed(receipt: Receipt, answer: Answer) -> Receipt:
+    seq, prev_hash, signature = answer
+    return receipt.model_copy(update={"seq": seq, "prev_hash": prev_hash, "signature": Signature.model_construct(
+        alg=signature["alg"], key_id=signature["key_id"], value=signature["value"])})
 
-    def done(f: Future[Answer]) -> None:
-        exc = f.exception()
-        if exc is not None:
-            outer.set_exception(exc)
-            return
-        seq, prev_hash, signature = f.result()
-        outer.set_result(receipt.model_copy(update={
-            "seq": seq, "prev_hash": prev_hash, "signature": Signature.model_construct(
-                alg=signature["alg"], key_id=signature["key_id"], value=signature["value"])}))
 
-    inner.add_done_callback(done)
-    return outer
+def settle(future: Future[Any], wrap: Callable[[Answer], Any], answer: Answer | None,
+           error: BaseException | None) -> None:
+    if error is not None:
+        future.set_exception(error)
+        return
+    try:
+        future.set_result(wrap(answer))  # type: ignore[arg-type]
+    except Exception as exc:  # noqa: BLE001 - a record that cannot be handed back fails its caller
+        future.set_exception(exc)
 
 
 class Ticket:
@@ -248,8 +270,8 @@ class LogWriter:
         with contextlib.suppress(OSError):
             self.checkpoint(force=True)
         for op in self._deferred:
-            if not op.future.done():
-                op.future.set_exception(ReceiptError("receipt store stopped"))
+            if not op.done():
+                op.fail(ReceiptError("receipt store stopped"))
         self._release()
 
     def _release(self) -> None:
@@ -266,7 +288,7 @@ class LogWriter:
         ops = [Op("receipt", {**body, "actions_taken": [unknown_action(body)]})
                for body in list(self.open_intents.values())]
         self.commit(ops)
-        failed = [op.future.exception() for op in ops if op.future.exception() is not None]
+        failed = [op.error() for op in ops if op.error() is not None]
         if failed:
             raise ReceiptError(f"could not write the receipts of interrupted actions: {failed[0]}")
 
@@ -376,8 +398,8 @@ class LogWriter:
                 self.open_intents[run_id] = op.body  # type: ignore[index]
             else:
                 self.open_intents.pop(run_id, None)  # type: ignore[arg-type]
-            if not op.future.done():
-                op.future.set_result(answer)
+            if not op.done():
+                op.resolve(answer)
 
     def _flush(self, chunk: list[bytes]) -> None:
         if not chunk:
@@ -423,10 +445,10 @@ class LogWriter:
             if op.kind == "receipt" and op.body.get("run_id") in self.open_intents:
                 # Its intent is durable (the action may have run): keep it, write it first.
                 self._deferred.append(Op(op.kind, op.body))
-                if not op.future.done():
-                    op.future.set_exception(ReceiptError(f"{reason}; kept, written once the disk takes it"))
-            elif not op.future.done():
-                op.future.set_exception(ReceiptError(reason))
+                if not op.done():
+                    op.fail(ReceiptError(f"{reason}; kept, written once the disk takes it"))
+            elif not op.done():
+                op.fail(ReceiptError(reason))
 
     # -- time-driven work ----------------------------------------------------------------------
     def wait_seconds(self) -> float:
@@ -554,13 +576,13 @@ class ReceiptStore(StoreFront):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _submit(self, kind: str, body: dict[str, Any]) -> Future[Answer]:
-        op = Op(kind, body)
+    def _submit(self, kind: str, body: dict[str, Any], wrap: Callable[[Answer], Any]) -> Future[Any]:
+        future: Future[Any] = Future()
         if self._thread is None or self._failed is not None:
-            op.future.set_exception(ReceiptError(f"receipt store is not running: {self._failed or 'stopped'}"))
+            future.set_exception(ReceiptError(f"receipt store is not running: {self._failed or 'stopped'}"))
         else:
-            self._queue.put(op)
-        return op.future
+            self._queue.put(Op(kind, body, lambda answer, error: settle(future, wrap, answer, error)))
+        return future
 
     def _run(self) -> None:
         writer = self._writer
@@ -601,5 +623,5 @@ class ReceiptStore(StoreFront):
                 op = self._queue.get_nowait()
             except queue.Empty:
                 return
-            if op is not None and not op.future.done():
-                op.future.set_exception(ReceiptError("receipt store stopped"))
+            if op is not None and not op.done():
+                op.fail(ReceiptError("receipt store stopped"))
