@@ -145,7 +145,7 @@ class RecordBase(BaseModel):
         """The record as the log writer takes it: every field but the log's own (JSON types).
 
         Written out by hand: this runs for every record on the sidecar's event loop, where a generic
-        ``model_dump`` costs several times as much. ``test_models`` holds it equal to ``model_dump``."""
+        ``model_dump`` costs several times as much. tests/test_receipts_records.py holds it equal to ``model_dump``."""
         request = self.request
         data: dict[str, Any] = {
             "receipt_version": self.receipt_version, "run_id": self.run_id, "timestamp": self.timestamp,

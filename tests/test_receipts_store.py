@@ -232,3 +232,13 @@ def test_a_burst_is_written_not_deadlocked(Store, receipt_dir, receipt_key):  # 
         signed = [f.result(timeout=60) for f in futures]
     assert [s.seq for s in signed] == list(range(5000))
     _ok(receipt_dir, receipt_key)
+
+
+def test_floats_and_unusual_text_in_a_payload_are_written_as_json_dumps_would(store, receipt_dir, receipt_key):
+    payload = {"amount": 1e16, "ratio": 1.5e-7, "price": 0.1, "big": 2**70, "text": "Zoë \u2028 \x7f \x1f \"q\""}
+    signed = store.write(draft(1, payload=payload)).result(timeout=10)
+    store.close()
+    (line,) = spec_lines(receipt_dir)
+    assert line == spec_canonical(signed.record_dict())  # json.dumps(sort_keys, compact, ensure_ascii=False)
+    assert b'"amount":1e+16' in line and b'"ratio":1.5e-07' in line
+    _ok(receipt_dir, receipt_key)

@@ -49,8 +49,9 @@ def _plain(obj: Any) -> bool:
     return True
 
 
-def _encode(obj: Any) -> bytes:
-    if _FAST is not None and _plain(obj):
+def _encode(obj: Any, *, plain: bool | None = None) -> bytes:
+    """Canonical bytes; ``plain=True`` when the caller knows ``obj`` holds only plain JSON types."""
+    if _FAST is not None and (plain if plain is not None else _plain(obj)):
         try:
             return bytes(_FAST(obj, option=_FAST_OPTIONS))
         except TypeError:  # non-str keys, integers past 64 bits, lone surrogates: the standard encoder decides
@@ -82,19 +83,24 @@ class ReceiptKey:
     def signed(self, unsigned: dict[str, Any]) -> dict[str, Any]:
         return {**unsigned, "signature": self.sign(unsigned)}
 
-    def signed_with_bytes(self, unsigned: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    def signed_with_bytes(self, unsigned: dict[str, Any],
+                          free: tuple[str, ...] | None = None) -> tuple[dict[str, Any], bytes]:
         """The signed record and its canonical bytes, serialising the record once, not twice.
 
         With sorted keys the signature member sits between the keys that sort before ``"signature"``
         and those after, so both canonical forms (without it, to sign; with it, to write) are joined
-        from the two halves' serialisations."""
+        from the two halves' serialisations. ``free`` names the members that may hold arbitrary values
+        when the caller knows every other member holds only str, int, bool, None, lists and dicts."""
         if "signature" in unsigned:
             signed = self.signed(unsigned)
             return signed, canonical_bytes(signed)
         head_keys = {k: v for k, v in unsigned.items() if k < "signature"}
         tail_keys = {k: v for k, v in unsigned.items() if k > "signature"}
-        head = _encode(head_keys)[1:-1] if head_keys else b""
-        tail = _encode(tail_keys)[1:-1] if tail_keys else b""
+        # ``free``: the only members that may hold arbitrary values (the rest are typed by the caller), so
+        # only they are walked for types the fast encoder would write differently.
+        plain = None if free is None else all(_plain(unsigned.get(name)) for name in free)
+        head = _encode(head_keys, plain=plain)[1:-1] if head_keys else b""
+        tail = _encode(tail_keys, plain=plain)[1:-1] if tail_keys else b""
         body = b"{" + head + (b"," if head and tail else b"") + tail + b"}"
         value = hmac.new(self.secret, body, hashlib.sha256).hexdigest()
         signature = {"alg": "HMAC-SHA256", "key_id": self.key_id, "value": value}

@@ -46,6 +46,8 @@ HEAD = "HEAD"
 CHECKPOINTS = "checkpoints"
 LOCK = ".lock"
 UNKNOWN_OUTCOME = {"outcome": "unknown"}
+# The members of a record body (``Receipt.body()``) that hold arbitrary values; every other one is typed.
+FREE_FORM = ("payload", "actions_taken", "request", "approval")
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 LOCK_WAIT_SECONDS = 1.0  # long enough for a crashed sidecar's writer to finish, short enough to say so
 PROBE_SECONDS = 1.0  # while unwritable, a write is retried at least this often
@@ -233,6 +235,9 @@ class LogWriter:
         self.checkpoint_seconds = checkpoint_seconds
         self.lock_wait_seconds = lock_wait_seconds
         self.clock = clock
+        # Bodies come from Receipt.body() (the stores' fronts): typed but for FREE_FORM. Set False to
+        # have every member of every body checked before the fast encoder is used.
+        self.typed_bodies = True
         self.seq = 0  # the next record's
         self.tip: str | None = None  # SHA-256 hex of the last record's bytes
         self.tree = CompactRange()
@@ -366,12 +371,13 @@ class LogWriter:
             chunk: list[bytes] = []
             pending = 0
             sign = self.key.signed_with_bytes
+            free = FREE_FORM if self.typed_bodies else None
             for op in ops:
                 unsigned = op.body
                 unsigned["kind"] = op.kind
                 unsigned["seq"] = self.seq
                 unsigned["prev_hash"] = self.tip
-                signed, line = sign(unsigned)
+                signed, line = sign(unsigned, free)
                 for k in ("kind", "seq", "prev_hash"):
                     del unsigned[k]
                 if self._size + pending and self._size + pending + len(line) + 1 > self.segment_bytes:
