@@ -100,6 +100,10 @@ class ProcessReceiptStore(StoreFront):
         self._write_lock = threading.Lock()
         self._seq = itertools.count()
         self._pending: dict[int, tuple[Future[Any], Callable[[Answer], Any]]] = {}
+        self._outbox: list[bytes] = []  # frames submitted on the event loop, written once per iteration
+        self._flush_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = -1
         self._failed: BaseException | None = None
 
     def start(self) -> ProcessReceiptStore:
@@ -127,7 +131,8 @@ class ProcessReceiptStore(StoreFront):
             detail = ready.get("error") if isinstance(ready, dict) else "it exited"
             raise ReceiptError(f"receipt writer process did not start: {detail}")
         try:
-            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            self._loop = asyncio.get_running_loop()
+            self._loop_thread = threading.get_ident()
         except RuntimeError:
             self._loop = None
         if self._loop is not None:  # the sidecar: answers are read by its event loop, no thread at all
@@ -141,6 +146,7 @@ class ProcessReceiptStore(StoreFront):
         """Let the child write everything sent so far, then wait for it to exit."""
         if self._child is None:
             return
+        self._flush_outbox()  # what this loop iteration submitted goes out before the pipe closes
         with self._write_lock:
             if self._child.stdin is not None:
                 with contextlib.suppress(OSError):
@@ -181,6 +187,15 @@ class ProcessReceiptStore(StoreFront):
             return future
         # The pending map has no lock of its own (dict operations are atomic): the ack reader must
         # never wait behind a submitter blocked on a full pipe, or the two processes would deadlock.
+        if self._loop is not None and threading.get_ident() == self._loop_thread:
+            # On the event loop: every record submitted in this loop iteration goes in one write.
+            seq = next(self._seq)
+            self._pending[seq] = (future, wrap)
+            self._outbox.append(_frame((seq, kind, record)))
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._flush_outbox)
+            return future
         with self._write_lock:
             seq = next(self._seq)
             self._pending[seq] = (future, wrap)
@@ -191,6 +206,19 @@ class ProcessReceiptStore(StoreFront):
         if self._failed is not None and self._pending.pop(seq, None) is not None:
             future.set_exception(self._failed)
         return future
+
+    def _flush_outbox(self) -> None:
+        self._flush_scheduled = False
+        frames, self._outbox = self._outbox, []
+        if not frames:
+            return
+        with self._write_lock:
+            try:
+                _write_all(self._out, b"".join(frames))
+            except (OSError, ValueError) as exc:
+                self._failed = self._failed or ReceiptError(f"receipt writer process is gone: {exc}")
+        if self._failed is not None:
+            self._writer_gone(self._failed)
 
     def _read_acks(self) -> None:
         while not self._acks.ended:
@@ -220,7 +248,7 @@ class ProcessReceiptStore(StoreFront):
             return False
         return True
 
-    def _writer_gone(self, why: ReceiptError) -> None:
+    def _writer_gone(self, why: BaseException) -> None:
         self._failed = self._failed or why
         for seq in list(self._pending):
             entry = self._pending.pop(seq, None)
