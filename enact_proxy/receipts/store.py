@@ -40,11 +40,12 @@ from enact_proxy.receipts.checkpoint import load_log_signer, sign_checkpoint
 from enact_proxy.receipts.merkle import CompactRange, leaf_hash
 from enact_proxy.receipts.note import Signer
 from enact_proxy.receipts.segments import iter_lines, list_segments, loads
-from enact_proxy.receipts.signing import ReceiptKey
+from enact_proxy.receipts.signing import ReceiptKey, canonical_bytes
 
 HEAD = "HEAD"
 CHECKPOINTS = "checkpoints"
 LOCK = ".lock"
+STATE = ".writer-state"  # where the writer stood at its last checkpoint (a cache for a fast restart)
 UNKNOWN_OUTCOME = {"outcome": "unknown"}
 # The members of a record body (``Receipt.body()``) that hold arbitrary values; every other one is typed.
 FREE_FORM = ("payload", "actions_taken", "request", "approval")
@@ -253,6 +254,7 @@ class LogWriter:
         self._last_checkpoint = 0.0
         self._last_probe = 0.0
         self._dirs_synced: set[Path] = set()
+        self._tip_at: tuple[Path, int, int] | None = None  # where the last record is: segment, offset, length
 
     # -- open / close --------------------------------------------------------------------------
     def open(self) -> None:
@@ -298,14 +300,17 @@ class LogWriter:
             raise ReceiptError(f"could not write the receipts of interrupted actions: {failed[0]}")
 
     def _recover(self) -> None:
-        """Continue after the last complete record; cut a torn line off the last segment."""
+        """Continue after the last complete record; cut a torn line off the last segment.
+
+        From the state saved with the last checkpoint when it still matches the log (then only the
+        records after it are read), else from a scan of the whole log."""
         segments = list_segments(self.directory)
+        start, offset = self._resume(segments)
         torn: list[Any] = []
-        last: bytes | None = None
-        count = 0
-        for line in iter_lines(segments, torn):
-            count += 1
-            last = line.data
+        for line in iter_lines(segments, torn, start=start, offset=offset):
+            self._tip_at = (line.segment.path, line.offset, len(line.data))
+            self.seq += 1
+            self.tip = hashlib.sha256(line.data).hexdigest()
             self.tree.append(leaf_hash(line.data))
             try:
                 record = loads(line.data)
@@ -317,8 +322,6 @@ class LogWriter:
                 self.open_intents[run_id] = body
             elif kind == "receipt":
                 self.open_intents.pop(run_id, None)
-        self.seq = count
-        self.tip = hashlib.sha256(last).hexdigest() if last is not None else None
         for piece in torn:
             if segments and piece.segment == segments[-1]:
                 # Never acknowledged (the fsync that would have made it a record did not return).
@@ -332,6 +335,45 @@ class LogWriter:
                 newest.path.unlink()  # an empty segment named for another seq: never held a record
             else:
                 self._open_segment(newest.path, newest.path.parent.name, size)
+
+    def _resume(self, segments: list[Any]) -> tuple[int, int]:
+        """(segment index, byte offset) to read on from: after the saved state when it matches the log
+        (its last record's bytes hash to the saved tip), else (0, 0) with everything reset."""
+        try:
+            state = loads((self.directory / STATE).read_bytes())
+            path = self.directory / state["tip_segment"]
+            index = next(i for i, s in enumerate(segments) if s.path == path)
+            tip_offset, tip_length = int(state["tip_offset"]), int(state["tip_length"])
+            with open(path, "rb") as fh:
+                fh.seek(tip_offset)
+                last = fh.read(tip_length + 1)
+            if len(last) != tip_length + 1 or last[-1:] != b"\n" or \
+                    hashlib.sha256(last[:-1]).hexdigest() != state["tip"]:
+                raise ValueError("the saved state does not match the log")
+            tree = CompactRange(int(state["size"]), [bytes.fromhex(h) for h in state["tree"]])
+            intents = state["intents"]
+            if not isinstance(intents, dict):
+                raise ValueError("bad intents")
+        except (OSError, ValueError, KeyError, TypeError, StopIteration, AttributeError):
+            return 0, 0
+        self.seq, self.tip, self.tree = tree.size, state["tip"], tree
+        self.open_intents = dict(intents)
+        self._tip_at = (path, tip_offset, tip_length)
+        return index, tip_offset + tip_length + 1
+
+    def _save_state(self) -> None:
+        """What a restart needs to go on without reading the whole log (a cache: checked, never trusted)."""
+        if self._tip_at is None:
+            with contextlib.suppress(OSError):
+                (self.directory / STATE).unlink()
+            return
+        path, offset, length = self._tip_at
+        state = {"size": self.seq, "tip": self.tip, "tree": [h.hex() for h in self.tree.hashes],
+                 "tip_segment": str(path.relative_to(self.directory)), "tip_offset": offset,
+                 "tip_length": length, "intents": self.open_intents}
+        tmp = self.directory / f".{STATE}.tmp"
+        tmp.write_bytes(canonical_bytes(state))
+        os.replace(tmp, self.directory / STATE)
 
     # -- appending -----------------------------------------------------------------------------
     def _open_segment(self, path: Path, day: str, size: int) -> None:
@@ -361,6 +403,7 @@ class LogWriter:
             return
         saved = (self.seq, self.tip, self.tree.copy())
         segment_before = (self._segment, self._segment_day, self._size)
+        tip_before = self._tip_at
         created: list[Path] = []
         answers: list[Answer] = []
         try:
@@ -394,6 +437,7 @@ class LogWriter:
             self._flush(chunk)
         except OSError as exc:
             self._undo(saved, segment_before, created)
+            self._tip_at = tip_before
             self._refuse(ops, exc)
             return
         if self.unwritable is not None:
@@ -411,6 +455,7 @@ class LogWriter:
         if not chunk:
             return
         data = b"\n".join(chunk) + b"\n"
+        last = (self._segment, self._size + len(data) - len(chunk[-1]) - 1, len(chunk[-1]))
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
@@ -419,6 +464,7 @@ class LogWriter:
             view = view[written:]
         os.fdatasync(self._fd)
         self._size += len(data)
+        self._tip_at = last  # type: ignore[assignment]
 
     def _undo(self, saved: tuple[int, str | None, CompactRange], segment_before: tuple[Path | None, str, int],
               created: list[Path]) -> None:
@@ -512,6 +558,8 @@ class LogWriter:
         _fsync_dir(self.directory)
         self._checkpointed = size
         self._last_checkpoint = time.monotonic()
+        with contextlib.suppress(OSError, ValueError):
+            self._save_state()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
