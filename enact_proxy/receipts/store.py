@@ -379,8 +379,15 @@ class LogWriter:
     def _open_segment(self, path: Path, day: str, size: int) -> None:
         if self._fd >= 0:
             os.close(self._fd)
+            self._fd = -1
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._segment, self._segment_day, self._size = path, day, size
+
+    def _reopen(self) -> None:
+        """Reopen the current segment cut back to its last durable record (OSError if it cannot be)."""
+        assert self._segment is not None
+        os.truncate(self._segment, self._size)
+        self._open_segment(self._segment, self._segment_day, self._size)
 
     def _new_segment(self, day: str) -> None:
         folder = self.directory / day
@@ -408,6 +415,8 @@ class LogWriter:
         answers: list[Answer] = []
         try:
             today = day_of(self.clock())
+            if self._fd < 0 and self._segment is not None:
+                self._reopen()  # a failed round could not be cut back before: do it now, or refuse
             if self._fd < 0 or self._segment_day != today:
                 self._new_segment(today)
                 created.append(self._segment)  # type: ignore[arg-type]
@@ -470,24 +479,17 @@ class LogWriter:
               created: list[Path]) -> None:
         """Leave the log exactly as it was before the failed round: no partial line behind."""
         self.seq, self.tip, self.tree = saved
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
         for path in created:
             with contextlib.suppress(OSError):
                 path.unlink()
-        before, day, size = segment_before
-        if before is None:
-            if self._fd >= 0:
-                os.close(self._fd)
-            self._fd, self._segment, self._size = -1, None, 0
-            return
-        with contextlib.suppress(OSError):
-            self._open_segment(before, day, size)
-        try:
-            os.truncate(before, size)
-        except OSError:
-            # Cannot cut it back now: the next round retries through _fd < 0 -> reopen and truncate.
-            if self._fd >= 0:
-                os.close(self._fd)
-            self._fd = -1
+        self._segment, self._segment_day, self._size = segment_before
+        if self._segment is not None:
+            # If this fails too, the next round (or the probe) cuts it back before writing anything.
+            with contextlib.suppress(OSError):
+                self._reopen()
 
     def _refuse(self, ops: list[Op], exc: OSError) -> None:
         reason = f"receipts cannot be written to {self.directory}: {exc.strerror or exc}"
@@ -526,8 +528,7 @@ class LogWriter:
         probe = self.directory / ".probe"
         try:
             if self._fd < 0 and self._segment is not None:
-                self._open_segment(self._segment, self._segment_day, self._size)
-                os.truncate(self._segment, self._size)
+                self._reopen()
             fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
                 os.write(fd, b"\0" * 65536)
