@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import re
 import sys
@@ -12,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from enact_proxy.config import ConfigError, load_config
-from enact_proxy.models import Receipt, parse_record
+from enact_proxy.models import Receipt
 from enact_proxy.receipts.checkpoint import LOG_PUB_FILE, load_verifier
 from enact_proxy.receipts.note import Verifier
 from enact_proxy.receipts.signing import KEY_ENV, ReceiptKey
-from enact_proxy.receipts.verify import read_raw, verify_log
+from enact_proxy.receipts.verify import read_receipts, read_records, verify_log
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,44 +128,30 @@ def _list(args: argparse.Namespace) -> int:
             return 2
         unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
         since = datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
-    # Filtered and sorted untyped (a long log), typed only for the rows shown.
-    raw = [r for r in read_raw(directory) if r.get("kind") == "receipt"
-           and (not args.decision or r.get("decision") == args.decision)
-           and (not args.action or args.action in (r.get("action"), str(r.get("action") or "").split(".")[-1]))
-           and (since is None or _when(str(r.get("timestamp"))) >= since)]
-    raw.sort(key=lambda r: (str(r.get("timestamp")), r.get("seq") if isinstance(r.get("seq"), int) else 0),
-             reverse=True)
-    rows: list[Receipt] = []
-    for r in raw[: args.limit]:
-        with contextlib.suppress(ValueError):
-            typed = parse_record(r)
-            if isinstance(typed, Receipt):
-                rows.append(typed)
+    rows = [r for r in read_receipts(directory)
+            if (not args.decision or r.decision.value == args.decision)
+            and (not args.action or args.action in (r.action, str(r.action or "").split(".")[-1]))
+            and (since is None or _when(r.timestamp) >= since)]
+    rows.sort(key=lambda r: (r.timestamp, r.seq or 0), reverse=True)
     print(f"{'TIME (UTC)':<20} {'DECISION':<8} {'ACTION':<26} {'RUN ID':<36}  REASON")
-    for row in rows:
-        when = row.timestamp[:19].replace("T", " ")
-        action = row.action or f"workflow {row.workflow}"
-        print(f"{when:<20} {row.decision.value:<8} {action:<26} {row.run_id:<36}  {_short(row.reason)}")
-    print(f"{len(rows)} of {len(raw)} receipt(s) in {directory}")
+    for r in rows[: args.limit]:
+        when = r.timestamp[:19].replace("T", " ")
+        action = r.action or f"workflow {r.workflow}"
+        print(f"{when:<20} {r.decision.value:<8} {action:<26} {r.run_id:<36}  {_short(r.reason)}")
+    print(f"{min(len(rows), args.limit)} of {len(rows)} receipt(s) in {directory}")
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
     directory, _ = _locations(args)
     intent_seq = None
-    for raw in read_raw(directory):
-        if raw.get("run_id") != args.run_id:
+    for record in read_records(directory):
+        if record.run_id != args.run_id:
             continue
-        if raw.get("kind") == "receipt":
-            try:
-                record = parse_record(raw)
-            except ValueError as exc:
-                print(f"receipt {args.run_id} does not parse as a receipt: {exc}", file=sys.stderr)
-                return 1
-            assert isinstance(record, Receipt)
+        if isinstance(record, Receipt):
             print(render_receipt(record, intent_seq))
             return 0
-        intent_seq = raw.get("seq")
+        intent_seq = record.seq
     if intent_seq is not None:
         print(f"receipt {args.run_id} is in flight: its intent is seq {intent_seq}, no receipt yet", file=sys.stderr)
     else:

@@ -336,16 +336,5 @@ def read_records(directory: Path | str) -> Iterator[Intent | Receipt]:
             continue
 
 
-def read_raw(directory: Path | str) -> Iterator[dict[str, Any]]:
-    """Every line that parses as a JSON object, untyped (cheap: for filtering long logs first)."""
-    for line in iter_lines(list_segments(Path(directory))):
-        try:
-            record = loads(line.data)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            yield record
-
-
 def read_receipts(directory: Path | str) -> list[Receipt]:
     return [r for r in read_records(directory) if isinstance(r, Receipt)]
