@@ -275,3 +275,20 @@ def test_a_state_that_does_not_match_the_log_means_a_full_scan(receipt_dir, rece
     assert after.seq == 3  # intent, its unknown-outcome receipt at the stop, the write, then this
     assert intent.run_id in {r["run_id"] for r in spec_records(receipt_dir) if r["kind"] == "receipt"}
     _ok(receipt_dir, receipt_key)
+
+
+def test_a_front_that_only_implements_submit_still_gets_typed_records():
+    from concurrent.futures import Future
+
+    from enact_proxy.receipts.store import StoreFront
+
+    class Fixed(StoreFront):
+        def _submit(self, kind, body):
+            done: Future = Future()
+            done.set_result((7, "ab" * 32, {"alg": "HMAC-SHA256", "key_id": "k", "value": "v"}))
+            return done
+
+    signed = Fixed().write(draft(0)).result(timeout=1)
+    assert (signed.seq, signed.prev_hash, signed.signature.key_id) == (7, "ab" * 32, "k")
+    ticket = Fixed().open_intent(draft(1)).result(timeout=1)
+    assert ticket.intent_seq == 7

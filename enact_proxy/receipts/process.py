@@ -180,7 +180,10 @@ class ProcessReceiptStore(StoreFront):
             child.kill()
             child.wait()
 
-    def _submit(self, kind: str, record: dict[str, Any], wrap: Callable[[Answer], Any]) -> Future[Any]:
+    def _submit(self, kind: str, body: dict[str, Any]) -> Future[Answer]:
+        return self._submit_as(kind, body, lambda answer: answer)
+
+    def _submit_as(self, kind: str, record: dict[str, Any], wrap: Callable[[Answer], Any]) -> Future[Any]:
         future: Future[Any] = Future()
         if self._child is None or self._failed is not None:
             future.set_exception(ReceiptError(f"receipt store is not running: {self._failed or 'stopped'}"))

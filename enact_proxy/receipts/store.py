@@ -124,16 +124,24 @@ class StoreFront:
     def open_intent(self, draft: Receipt | dict[str, Any]) -> Future[Ticket]:
         """Make the intent of ``draft`` durable; the future's ticket closes it with its receipt."""
         receipt = _as_receipt(draft)
-        return self._submit("intent", receipt.intent_body(), lambda answer: Ticket(self, receipt, answer[0]))
+        return self._submit_as("intent", receipt.intent_body(), lambda answer: Ticket(self, receipt, answer[0]))
 
     def write(self, draft: Receipt | dict[str, Any]) -> Future[Receipt]:
         """Append the receipt of a decision; the future holds it signed, once it is durable."""
         receipt = _as_receipt(draft)
-        return self._submit("receipt", receipt.body(), lambda answer: _signed(receipt, answer))
+        return self._submit_as("receipt", receipt.body(), lambda answer: _signed(receipt, answer))
 
-    def _submit(self, kind: str, body: dict[str, Any], wrap: Callable[[Answer], Any]) -> Future[Any]:
-        """Queue one record; the future resolves with ``wrap(answer)`` once it is durable."""
-        raise NotImplementedError
+    def _submit(self, kind: str, body: dict[str, Any]) -> Future[Answer]:
+        """Queue one record; the future holds its (seq, prev_hash, signature) once it is durable."""
+        return self._submit_as(kind, body, lambda answer: answer)
+
+    def _submit_as(self, kind: str, body: dict[str, Any], wrap: Callable[[Answer], Any]) -> Future[Any]:
+        """Queue one record; the future resolves with ``wrap(answer)`` once it is durable. The stores
+        override this (one future per record); a front that only has ``_submit`` gets it chained."""
+        inner = self._submit(kind, body)
+        outer: Future[Any] = Future()
+        inner.add_done_callback(lambda f: settle(outer, wrap, None if f.exception() else f.result(), f.exception()))
+        return outer
 
     def start(self) -> StoreFront:
         raise NotImplementedError
@@ -631,7 +639,10 @@ class ReceiptStore(StoreFront):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _submit(self, kind: str, body: dict[str, Any], wrap: Callable[[Answer], Any]) -> Future[Any]:
+    def _submit(self, kind: str, body: dict[str, Any]) -> Future[Answer]:
+        return self._submit_as(kind, body, lambda answer: answer)
+
+    def _submit_as(self, kind: str, body: dict[str, Any], wrap: Callable[[Answer], Any]) -> Future[Any]:
         future: Future[Any] = Future()
         if self._thread is None or self._failed is not None:
             future.set_exception(ReceiptError(f"receipt store is not running: {self._failed or 'stopped'}"))
