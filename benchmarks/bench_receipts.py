@@ -21,6 +21,7 @@ and ``receipts prove`` (the first prove builds the index, later ones use it) on 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import os
 import sys
@@ -35,13 +36,14 @@ from typing import Any
 
 from benchmarks._common import fmt, save, spread
 from enact_proxy.models import Receipt
-from enact_proxy.receipts import ReceiptKey, ReceiptStore, StoreFront, canonical_bytes
+from enact_proxy.receipts import ReceiptKey, ReceiptStore, canonical_bytes
 from enact_proxy.receipts.checkpoint import origin_for
 from enact_proxy.receipts.note import Signer
 from enact_proxy.receipts.process import ProcessReceiptStore
 from enact_proxy.receipts.prove import prove
 from enact_proxy.receipts.store import LogWriter, Op
 from enact_proxy.receipts.verify import verify_log
+from enact_proxy.receipts.waiting import durable
 
 KEY = ReceiptKey(b"benchmark-receipt-key-" + b"0" * 42)
 SIGNER = Signer.generate(origin_for)
@@ -97,14 +99,49 @@ def drive(writers: int, seconds: float, write_one: Callable[[], object]) -> int:
 
 TAKEN = [{"action": "hubspot.create_contact", "system": "hubspot", "success": True,
           "output": {"status": 201, "id": "101"}}]
-STORES: dict[str, Callable[[Path], StoreFront]] = {
-    "process": lambda folder: ProcessReceiptStore(folder, KEY, signer=SIGNER),  # enact-proxy run
-    "threads": lambda folder: ReceiptStore(folder, KEY, signer=SIGNER),  # EnactClient (library mode)
+STORES = {
+    "process": "the writer process, driven by concurrent requests on one event loop (enact-proxy run)",
+    "threads": "the in-process writer thread, driven by threads (EnactClient, library mode)",
 }
 
 
 def enact_store(kind: str, folder: Path, writers: int, seconds: float) -> tuple[float, list[float], bool]:
-    store = STORES[kind](folder).start()
+    if kind == "process":
+        written, elapsed, waits = asyncio.run(_as_the_sidecar(folder, writers, seconds))
+    else:
+        written, elapsed, waits = _library_threads(folder, writers, seconds)
+    report = verify_log(folder, KEY, SIGNER.verifier, live=False)
+    ok = report.ok and report.receipts == written and report.intents == written
+    if not ok:
+        print(f"  verify FAILED: {report.receipts} receipts of {written}: {report.problems[:3]}")
+    return written / elapsed, waits, ok
+
+
+async def _as_the_sidecar(folder: Path, writers: int, seconds: float) -> tuple[int, float, list[float]]:
+    """``writers`` concurrent requests on one event loop, as the sidecar serves them: each waits for its
+    intent (``durable``, as addons/decide.py does), then closes it without waiting."""
+    store = ProcessReceiptStore(folder, KEY, signer=SIGNER).start()  # answers read by this loop
+    waits: list[float] = []
+    deadline = time.monotonic() + seconds
+    counts = [0] * writers
+
+    async def one(slot: int) -> None:
+        while time.monotonic() < deadline:
+            began = time.perf_counter()
+            ticket = await durable(store.open_intent(typed_draft()))
+            waits.append(time.perf_counter() - began)
+            ticket.close(TAKEN)
+            counts[slot] += 1
+
+    began = time.monotonic()
+    await asyncio.gather(*(one(i) for i in range(writers)))
+    store.close()  # the clock stops once every receipt is durable too
+    return sum(counts), time.monotonic() - began, waits
+
+
+def _library_threads(folder: Path, writers: int, seconds: float) -> tuple[int, float, list[float]]:
+    """``writers`` threads sharing one EnactClient-style in-process store."""
+    store = ReceiptStore(folder, KEY, signer=SIGNER).start()
     waits: list[list[float]] = [[] for _ in range(writers)]
     slots = threading.local()
     counter = iter(range(writers))
@@ -121,13 +158,8 @@ def enact_store(kind: str, folder: Path, writers: int, seconds: float) -> tuple[
 
     began = time.monotonic()
     written = drive(writers, seconds, one_decision)
-    store.close()  # the clock stops once every receipt is durable too
-    elapsed = time.monotonic() - began
-    report = verify_log(folder, KEY, SIGNER.verifier, live=False)
-    ok = report.ok and report.receipts == written and report.intents == written
-    if not ok:
-        print(f"  verify FAILED: {report.receipts} receipts of {written}: {report.problems[:3]}")
-    return written / elapsed, [w for slot in waits for w in slot], ok
+    store.close()
+    return written, time.monotonic() - began, [w for slot in waits for w in slot]
 
 
 def naive_files(folder: Path, writers: int, seconds: float) -> tuple[float, bool]:

@@ -32,7 +32,7 @@ def test_the_keys_reach_the_child_on_the_pipe_not_in_argv_or_environment(receipt
         cmdline = Path(f"/proc/{store.pid}/cmdline").read_bytes()
         environ = Path(f"/proc/{store.pid}/environ").read_bytes()
         signed = store.write(draft(1)).result(timeout=10)
-    seed = (receipt_dir.parent / "certs" / "receipt-log.key").read_text().split("+")[-1].strip().encode()
+    seed = (receipt_dir.parent / "certs" / "receipt-log.key").read_text().strip().split("+", 4)[-1].encode()
     for secret in (receipt_key.secret, seed):
         assert secret not in cmdline
         assert secret not in environ
@@ -127,7 +127,7 @@ def test_an_answer_that_makes_no_sense_fails_every_pending_record_instead_of_lea
     async def confused() -> None:
         store = ProcessReceiptStore(receipt_dir, receipt_key).start()
         waiting: Future[Any] = Future()
-        store._pending[10**9] = waiting  # a record the writer has not answered yet
+        store._pending[10**9] = (waiting, lambda answer: answer)  # a record the writer has not answered yet
         store._acks.buffer += _frame([(424242, None, None)])  # an answer to nothing ever sent
         store._on_readable()
         with pytest.raises(ReceiptError, match="answered garbage: KeyError"):

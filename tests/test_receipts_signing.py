@@ -9,6 +9,8 @@ import re
 import stat
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from enact_proxy.receipts.signing import KEY_ENV, ReceiptKey, canonical_bytes, receipt_hash
 from tests.conftest import draft
@@ -112,3 +114,28 @@ def test_signed_with_bytes_equals_serialising_the_signed_record_again() -> None:
         signed, body = key.signed_with_bytes(record)
         assert signed == key.signed(record)
         assert body == canonical_bytes(signed)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=500, deadline=None)
+@given(JSON)
+def test_canonical_bytes_are_exactly_those_of_json_dumps_for_any_json_value(value: object) -> None:
+    # The fast encoder may only be used where it is byte-identical to SPEC §6's definition.
+    try:
+        expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: no canonical bytes either way
+        with pytest.raises(UnicodeEncodeError):
+            canonical_bytes(value)
+        return
+    assert canonical_bytes(value) == expected
+
+
+def test_canonical_bytes_of_the_edge_cases_the_fast_encoder_differs_on() -> None:
+    for value in [1e16, 1.5e-7, float("inf"), 2**70, {1: "a"}, {"x": [0.1, -0.0]}, "\x7f\x1f\u2028"]:
+        assert canonical_bytes(value) == json.dumps(value, sort_keys=True, separators=(",", ":"),
+                                                    ensure_ascii=False).encode("utf-8")

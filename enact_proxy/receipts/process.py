@@ -47,6 +47,7 @@ from enact_proxy.receipts.store import (
     ReceiptError,
     StoreFront,
     WriterBusy,
+    settle,
 )
 
 STATUS = -1  # an answer that is not about a record: whether records can be written (reason or None)
@@ -98,7 +99,11 @@ class ProcessReceiptStore(StoreFront):
         self._reader: threading.Thread | None = None
         self._write_lock = threading.Lock()
         self._seq = itertools.count()
-        self._pending: dict[int, Future[Answer]] = {}
+        self._pending: dict[int, tuple[Future[Any], Callable[[Answer], Any]]] = {}
+        self._outbox: list[bytes] = []  # frames submitted on the event loop, written once per iteration
+        self._flush_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = -1
         self._failed: BaseException | None = None
 
     def start(self) -> ProcessReceiptStore:
@@ -126,7 +131,8 @@ class ProcessReceiptStore(StoreFront):
             detail = ready.get("error") if isinstance(ready, dict) else "it exited"
             raise ReceiptError(f"receipt writer process did not start: {detail}")
         try:
-            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            self._loop = asyncio.get_running_loop()
+            self._loop_thread = threading.get_ident()
         except RuntimeError:
             self._loop = None
         if self._loop is not None:  # the sidecar: answers are read by its event loop, no thread at all
@@ -140,6 +146,7 @@ class ProcessReceiptStore(StoreFront):
         """Let the child write everything sent so far, then wait for it to exit."""
         if self._child is None:
             return
+        self._flush_outbox()  # what this loop iteration submitted goes out before the pipe closes
         with self._write_lock:
             if self._child.stdin is not None:
                 with contextlib.suppress(OSError):
@@ -173,16 +180,28 @@ class ProcessReceiptStore(StoreFront):
             child.kill()
             child.wait()
 
-    def _submit(self, kind: str, record: dict[str, Any]) -> Future[Answer]:
-        future: Future[Answer] = Future()
+    def _submit(self, kind: str, body: dict[str, Any]) -> Future[Answer]:
+        return self._submit_as(kind, body, lambda answer: answer)
+
+    def _submit_as(self, kind: str, record: dict[str, Any], wrap: Callable[[Answer], Any]) -> Future[Any]:
+        future: Future[Any] = Future()
         if self._child is None or self._failed is not None:
             future.set_exception(ReceiptError(f"receipt store is not running: {self._failed or 'stopped'}"))
             return future
         # The pending map has no lock of its own (dict operations are atomic): the ack reader must
         # never wait behind a submitter blocked on a full pipe, or the two processes would deadlock.
+        if self._loop is not None and threading.get_ident() == self._loop_thread:
+            # On the event loop: every record submitted in this loop iteration goes in one write.
+            seq = next(self._seq)
+            self._pending[seq] = (future, wrap)
+            self._outbox.append(_frame((seq, kind, record)))
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._flush_outbox)
+            return future
         with self._write_lock:
             seq = next(self._seq)
-            self._pending[seq] = future
+            self._pending[seq] = (future, wrap)
             try:
                 _write_all(self._out, _frame((seq, kind, record)))
             except (OSError, ValueError) as exc:
@@ -190,6 +209,19 @@ class ProcessReceiptStore(StoreFront):
         if self._failed is not None and self._pending.pop(seq, None) is not None:
             future.set_exception(self._failed)
         return future
+
+    def _flush_outbox(self) -> None:
+        self._flush_scheduled = False
+        frames, self._outbox = self._outbox, []
+        if not frames:
+            return
+        with self._write_lock:
+            try:
+                _write_all(self._out, b"".join(frames))
+            except (OSError, ValueError) as exc:
+                self._failed = self._failed or ReceiptError(f"receipt writer process is gone: {exc}")
+        if self._failed is not None:
+            self._writer_gone(self._failed)
 
     def _read_acks(self) -> None:
         while not self._acks.ended:
@@ -212,22 +244,19 @@ class ProcessReceiptStore(StoreFront):
                     if token == STATUS:
                         self.unwritable = error
                         continue
-                    future = self._pending.pop(token)
-                    if error is not None:
-                        future.set_exception(ReceiptError(error))
-                    else:
-                        future.set_result(answer)
+                    future, wrap = self._pending.pop(token)
+                    settle(future, wrap, answer, ReceiptError(error) if error is not None else None)
         except (OSError, pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError) as exc:
             self._writer_gone(ReceiptError(f"receipt writer answered garbage: {type(exc).__name__}: {exc}"))
             return False
         return True
 
-    def _writer_gone(self, why: ReceiptError) -> None:
+    def _writer_gone(self, why: BaseException) -> None:
         self._failed = self._failed or why
         for seq in list(self._pending):
             entry = self._pending.pop(seq, None)
             if entry is not None:
-                entry.set_exception(self._failed)
+                entry[0].set_exception(self._failed)
 
 
 def _child_environ() -> dict[str, str]:
@@ -317,10 +346,9 @@ def _serve(inp: int, out: int) -> None:
     acks: list[tuple[int, str | None, Answer | None]] = []
     told: str | None = None
 
-    def answerer(seq: int) -> Callable[[Future[Answer]], None]:
-        def answer(future: Future[Answer]) -> None:
-            exc = future.exception()
-            acks.append((seq, str(exc), None) if exc is not None else (seq, None, future.result()))
+    def answerer(seq: int) -> Callable[[Answer | None, BaseException | None], None]:
+        def answer(result: Answer | None, error: BaseException | None) -> None:
+            acks.append((seq, str(error), None) if error is not None else (seq, None, result))
         return answer
 
     def flush() -> None:
@@ -335,9 +363,7 @@ def _serve(inp: int, out: int) -> None:
     while not reader.ended:
         ops = []
         for seq, kind, record in reader.read(writer.wait_seconds(), answers):
-            op = Op(kind, record)
-            op.future.add_done_callback(answerer(seq))
-            ops.append(op)
+            ops.append(Op(kind, record, answerer(seq)))
         for at in range(0, len(ops), MAX_ROUND):
             writer.commit(ops[at:at + MAX_ROUND])
             flush()

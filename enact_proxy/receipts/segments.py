@@ -70,25 +70,32 @@ class Torn:
     data: bytes
 
 
-def iter_lines(segments: list[Segment], torn: list[Torn] | None = None) -> Iterator[Line]:
-    """Every complete line, in log order; unterminated tails go to ``torn`` (only the last segment's
-    is a torn write the writer may leave; elsewhere it means the segment was cut)."""
-    for segment in segments:
+def iter_lines(segments: list[Segment], torn: list[Torn] | None = None, *, start: int = 0,
+               offset: int = 0) -> Iterator[Line]:
+    """Every complete line, in log order, from byte ``offset`` of ``segments[start]`` on; unterminated
+    tails go to ``torn`` (only the last segment's is a torn write the writer may leave; elsewhere it
+    means the segment was cut). Line numbers count from ``offset``."""
+    for index in range(start, len(segments)):
+        segment = segments[index]
         try:
-            data = segment.path.read_bytes()
+            with open(segment.path, "rb") as fh:
+                if index == start and offset:
+                    fh.seek(offset)
+                data = fh.read()
         except OSError:
             continue
-        offset, number = 0, 0
+        base = offset if index == start else 0
+        at, number = 0, 0
         end = len(data)
-        while offset < end:
-            stop = data.find(b"\n", offset)
+        while at < end:
+            stop = data.find(b"\n", at)
             if stop < 0:
                 if torn is not None:
-                    torn.append(Torn(segment, offset, data[offset:]))
+                    torn.append(Torn(segment, base + at, data[at:]))
                 break
             number += 1
-            yield Line(segment, offset, number, data[offset:stop])
-            offset = stop + 1
+            yield Line(segment, base + at, number, data[at:stop])
+            at = stop + 1
 
 
 def read_line_at(path: Path, offset: int, limit: int = 1 << 26) -> bytes | None:

@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,51 @@ KEY_ENV = "ENACT_RECEIPT_KEY"
 KEY_FILE = "receipt.key"
 
 
+# The canonical form is json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+try:  # ~6x faster, and byte-identical for plain JSON without floats (see _plain and its tests)
+    import orjson
+
+    _FAST: Any = orjson.dumps
+    _FAST_OPTIONS = orjson.OPT_SORT_KEYS
+except ImportError:  # pragma: no cover - orjson is optional
+    _FAST = None
+    _FAST_OPTIONS = 0
+
+
+def _plain(obj: Any) -> bool:
+    """Only dicts, lists, str, int, bool and None, of exactly those types. Everything else — floats
+    (whose text differs between the encoders), str or int subclasses, any other object — goes
+    through the standard encoder, which defines the canonical bytes."""
+    stack = [obj]
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        item = pop()
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if kind is dict:
+            extend(item.values())
+        elif kind is list:
+            extend(item)
+        else:
+            return False
+    return True
+
+
+def _encode(obj: Any, *, plain: bool | None = None) -> bytes:
+    """Canonical bytes; ``plain=True`` when the caller knows ``obj`` holds only plain JSON types."""
+    if _FAST is not None and (plain if plain is not None else _plain(obj)):
+        try:
+            return bytes(_FAST(obj, option=_FAST_OPTIONS))
+        except TypeError:  # non-str keys, integers past 64 bits, lone surrogates: the standard encoder decides
+            pass
+    return _ENCODE(obj).encode("utf-8")
+
+
 def canonical_bytes(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _encode(obj)
 
 
 def receipt_hash(receipt: dict[str, Any]) -> str:
@@ -28,7 +72,7 @@ def receipt_hash(receipt: dict[str, Any]) -> str:
 class ReceiptKey:
     secret: bytes
 
-    @property
+    @cached_property
     def key_id(self) -> str:
         return hashlib.sha256(self.secret).hexdigest()[:16]
 
@@ -39,12 +83,31 @@ class ReceiptKey:
     def signed(self, unsigned: dict[str, Any]) -> dict[str, Any]:
         return {**unsigned, "signature": self.sign(unsigned)}
 
-    def signed_with_bytes(self, unsigned: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-        """The signed record and its canonical bytes, serialising the record once, not twice."""
-        body = canonical_bytes(unsigned)
+    def signed_with_bytes(self, unsigned: dict[str, Any],
+                          free: tuple[str, ...] | None = None) -> tuple[dict[str, Any], bytes]:
+        """The signed record and its canonical bytes, serialising the record once, not twice.
+
+        With sorted keys the signature member sits between the keys that sort before ``"signature"``
+        and those after, so both canonical forms (without it, to sign; with it, to write) are joined
+        from the two halves' serialisations. ``free`` names the members that may hold arbitrary values
+        when the caller knows every other member holds only str, int, bool, None, lists and dicts."""
+        if "signature" in unsigned:
+            signed = self.signed(unsigned)
+            return signed, canonical_bytes(signed)
+        head_keys = {k: v for k, v in unsigned.items() if k < "signature"}
+        tail_keys = {k: v for k, v in unsigned.items() if k > "signature"}
+        # ``free``: the only members that may hold arbitrary values (the rest are typed by the caller), so
+        # only they are walked for types the fast encoder would write differently.
+        plain = None if free is None else all(_plain(unsigned.get(name)) for name in free)
+        head = _encode(head_keys, plain=plain)[1:-1] if head_keys else b""
+        tail = _encode(tail_keys, plain=plain)[1:-1] if tail_keys else b""
+        body = b"{" + head + (b"," if head and tail else b"") + tail + b"}"
         value = hmac.new(self.secret, body, hashlib.sha256).hexdigest()
         signature = {"alg": "HMAC-SHA256", "key_id": self.key_id, "value": value}
-        return {**unsigned, "signature": signature}, _with_signature(body, unsigned, signature)
+        member = b'"signature":{"alg":"HMAC-SHA256","key_id":"%s","value":"%s"}' % (
+            self.key_id.encode("ascii"), value.encode("ascii"))
+        line = b"{" + b",".join(part for part in (head, member, tail) if part) + b"}"
+        return {**unsigned, "signature": signature}, line
 
     def verify(self, record: dict[str, Any]) -> bool:
         signature = record.get("signature")
@@ -73,23 +136,3 @@ class ReceiptKey:
         if not text:
             raise ValueError(f"receipt key file {path} is empty")
         return cls(text.encode("utf-8"))
-
-
-def _with_signature(body: bytes, unsigned: dict[str, Any], signature: dict[str, str]) -> bytes:
-    """``canonical_bytes({**unsigned, "signature": signature})`` from ``body`` = canonical(unsigned).
-
-    With sorted keys the signature goes right before the first top-level key that sorts after it.
-    Keys are located from the end: every top-level value after that point is serialised on its own,
-    so the slice is found by length, never by searching text that payload values could contain.
-    """
-    later = sorted(k for k in unsigned if k > "signature")
-    tail_length = 0
-    for i, key in enumerate(later):
-        tail_length += len(canonical_bytes(key)) + 1 + len(canonical_bytes(unsigned[key])) + (1 if i else 0)
-    sig = b'"signature":' + canonical_bytes(signature)
-    if not later:
-        return body[:-1] + (b"," if len(unsigned) else b"") + sig + b"}"
-    cut = len(body) - 1 - tail_length  # the start of the first later key
-    prefix = body[:cut]
-    # prefix ends with "," (more keys before) or "{" (none): keep it, then our member, then ","
-    return prefix + sig + b"," + body[cut:]

@@ -31,7 +31,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,12 +40,15 @@ from enact_proxy.receipts.checkpoint import load_log_signer, sign_checkpoint
 from enact_proxy.receipts.merkle import CompactRange, leaf_hash
 from enact_proxy.receipts.note import Signer
 from enact_proxy.receipts.segments import iter_lines, list_segments, loads
-from enact_proxy.receipts.signing import ReceiptKey
+from enact_proxy.receipts.signing import ReceiptKey, canonical_bytes
 
 HEAD = "HEAD"
 CHECKPOINTS = "checkpoints"
 LOCK = ".lock"
+STATE = ".writer-state"  # where the writer stood at its last checkpoint (a cache for a fast restart)
 UNKNOWN_OUTCOME = {"outcome": "unknown"}
+# The members of a record body (``Receipt.body()``) that hold arbitrary values; every other one is typed.
+FREE_FORM = ("payload", "actions_taken", "request", "approval")
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 LOCK_WAIT_SECONDS = 1.0  # long enough for a crashed sidecar's writer to finish, short enough to say so
 PROBE_SECONDS = 1.0  # while unwritable, a write is retried at least this often
@@ -64,11 +66,44 @@ class WriterBusy(ReceiptError):
 Answer = tuple[int, str | None, dict[str, str]]  # (seq, prev_hash, signature) of a durable record
 
 
-@dataclass
 class Op:
-    kind: str  # "intent" | "receipt"
-    body: dict[str, Any]
-    future: Future[Answer] = field(default_factory=Future)
+    """One record to append. Its outcome goes to ``future``, or to ``callback(answer, error)`` where a
+    future per record would only cost (the writer process answers through the pipe)."""
+
+    __slots__ = ("body", "callback", "future", "kind", "settled")
+
+    def __init__(self, kind: str, body: dict[str, Any],
+                 callback: Callable[[Answer | None, BaseException | None], None] | None = None):
+        self.kind = kind  # "intent" | "receipt"
+        self.body = body
+        self.callback = callback
+        self.future: Future[Answer] | None = Future() if callback is None else None
+        self.settled: BaseException | None = None
+
+    def done(self) -> bool:
+        return self.future.done() if self.future is not None else self.settled is not None
+
+    def resolve(self, answer: Answer) -> None:
+        if self.future is not None:
+            self.future.set_result(answer)
+        elif self.callback is not None:
+            self.settled = _DONE
+            self.callback(answer, None)
+
+    def fail(self, error: BaseException) -> None:
+        if self.future is not None:
+            self.future.set_exception(error)
+        elif self.callback is not None:
+            self.settled = error
+            self.callback(None, error)
+
+    def error(self) -> BaseException | None:
+        if self.future is not None:
+            return self.future.exception() if self.future.done() else None
+        return self.settled if self.settled is not _DONE else None
+
+
+_DONE = ReceiptError("settled")  # marks a callback op answered successfully
 
 
 def unknown_action(body: dict[str, Any]) -> dict[str, Any]:
@@ -89,26 +124,24 @@ class StoreFront:
     def open_intent(self, draft: Receipt | dict[str, Any]) -> Future[Ticket]:
         """Make the intent of ``draft`` durable; the future's ticket closes it with its receipt."""
         receipt = _as_receipt(draft)
-        inner = self._submit("intent", receipt.intent_body())
-        outer: Future[Ticket] = Future()
-
-        def done(f: Future[Answer]) -> None:
-            exc = f.exception()
-            if exc is not None:
-                outer.set_exception(exc)
-            else:
-                outer.set_result(Ticket(self, receipt, f.result()[0]))
-
-        inner.add_done_callback(done)
-        return outer
+        return self._submit_as("intent", receipt.intent_body(), lambda answer: Ticket(self, receipt, answer[0]))
 
     def write(self, draft: Receipt | dict[str, Any]) -> Future[Receipt]:
         """Append the receipt of a decision; the future holds it signed, once it is durable."""
         receipt = _as_receipt(draft)
-        return _signed(receipt, self._submit("receipt", receipt.body()))
+        return self._submit_as("receipt", receipt.body(), lambda answer: _signed(receipt, answer))
 
     def _submit(self, kind: str, body: dict[str, Any]) -> Future[Answer]:
-        raise NotImplementedError
+        """Queue one record; the future holds its (seq, prev_hash, signature) once it is durable."""
+        return self._submit_as(kind, body, lambda answer: answer)
+
+    def _submit_as(self, kind: str, body: dict[str, Any], wrap: Callable[[Answer], Any]) -> Future[Any]:
+        """Queue one record; the future resolves with ``wrap(answer)`` once it is durable. The stores
+        override this (one future per record); a front that only has ``_submit`` gets it chained."""
+        inner = self._submit(kind, body)
+        outer: Future[Any] = Future()
+        inner.add_done_callback(lambda f: settle(outer, wrap, None if f.exception() else f.result(), f.exception()))
+        return outer
 
     def start(self) -> StoreFront:
         raise NotImplementedError
@@ -121,21 +154,21 @@ def _as_receipt(draft: Receipt | dict[str, Any]) -> Receipt:
     return draft if isinstance(draft, Receipt) else Receipt.model_validate(draft)
 
 
-def _signed(receipt: Receipt, inner: Future[Answer]) -> Future[Receipt]:
-    outer: Future[Receipt] = Future()
+def _signed(receipt: Receipt, answer: Answer) -> Receipt:
+    seq, prev_hash, signature = answer
+    return receipt.model_copy(update={"seq": seq, "prev_hash": prev_hash, "signature": Signature.model_construct(
+        alg=signature["alg"], key_id=signature["key_id"], value=signature["value"])})
 
-    def done(f: Future[Answer]) -> None:
-        exc = f.exception()
-        if exc is not None:
-            outer.set_exception(exc)
-            return
-        seq, prev_hash, signature = f.result()
-        outer.set_result(receipt.model_copy(update={
-            "seq": seq, "prev_hash": prev_hash, "signature": Signature.model_construct(
-                alg=signature["alg"], key_id=signature["key_id"], value=signature["value"])}))
 
-    inner.add_done_callback(done)
-    return outer
+def settle(future: Future[Any], wrap: Callable[[Answer], Any], answer: Answer | None,
+           error: BaseException | None) -> None:
+    if error is not None:
+        future.set_exception(error)
+        return
+    try:
+        future.set_result(wrap(answer))  # type: ignore[arg-type]
+    except Exception as exc:  # noqa: BLE001 - a record that cannot be handed back fails its caller
+        future.set_exception(exc)
 
 
 class Ticket:
@@ -211,6 +244,9 @@ class LogWriter:
         self.checkpoint_seconds = checkpoint_seconds
         self.lock_wait_seconds = lock_wait_seconds
         self.clock = clock
+        # Bodies come from Receipt.body() (the stores' fronts): typed but for FREE_FORM. Set False to
+        # have every member of every body checked before the fast encoder is used.
+        self.typed_bodies = True
         self.seq = 0  # the next record's
         self.tip: str | None = None  # SHA-256 hex of the last record's bytes
         self.tree = CompactRange()
@@ -226,6 +262,7 @@ class LogWriter:
         self._last_checkpoint = 0.0
         self._last_probe = 0.0
         self._dirs_synced: set[Path] = set()
+        self._tip_at: tuple[Path, int, int] | None = None  # where the last record is: segment, offset, length
 
     # -- open / close --------------------------------------------------------------------------
     def open(self) -> None:
@@ -248,8 +285,8 @@ class LogWriter:
         with contextlib.suppress(OSError):
             self.checkpoint(force=True)
         for op in self._deferred:
-            if not op.future.done():
-                op.future.set_exception(ReceiptError("receipt store stopped"))
+            if not op.done():
+                op.fail(ReceiptError("receipt store stopped"))
         self._release()
 
     def _release(self) -> None:
@@ -266,19 +303,22 @@ class LogWriter:
         ops = [Op("receipt", {**body, "actions_taken": [unknown_action(body)]})
                for body in list(self.open_intents.values())]
         self.commit(ops)
-        failed = [op.future.exception() for op in ops if op.future.exception() is not None]
+        failed = [op.error() for op in ops if op.error() is not None]
         if failed:
             raise ReceiptError(f"could not write the receipts of interrupted actions: {failed[0]}")
 
     def _recover(self) -> None:
-        """Continue after the last complete record; cut a torn line off the last segment."""
+        """Continue after the last complete record; cut a torn line off the last segment.
+
+        From the state saved with the last checkpoint when it still matches the log (then only the
+        records after it are read), else from a scan of the whole log."""
         segments = list_segments(self.directory)
+        start, offset = self._resume(segments)
         torn: list[Any] = []
-        last: bytes | None = None
-        count = 0
-        for line in iter_lines(segments, torn):
-            count += 1
-            last = line.data
+        for line in iter_lines(segments, torn, start=start, offset=offset):
+            self._tip_at = (line.segment.path, line.offset, len(line.data))
+            self.seq += 1
+            self.tip = hashlib.sha256(line.data).hexdigest()
             self.tree.append(leaf_hash(line.data))
             try:
                 record = loads(line.data)
@@ -290,8 +330,6 @@ class LogWriter:
                 self.open_intents[run_id] = body
             elif kind == "receipt":
                 self.open_intents.pop(run_id, None)
-        self.seq = count
-        self.tip = hashlib.sha256(last).hexdigest() if last is not None else None
         for piece in torn:
             if segments and piece.segment == segments[-1]:
                 # Never acknowledged (the fsync that would have made it a record did not return).
@@ -306,12 +344,58 @@ class LogWriter:
             else:
                 self._open_segment(newest.path, newest.path.parent.name, size)
 
+    def _resume(self, segments: list[Any]) -> tuple[int, int]:
+        """(segment index, byte offset) to read on from: after the saved state when it matches the log
+        (its last record's bytes hash to the saved tip), else (0, 0) with everything reset."""
+        try:
+            state = loads((self.directory / STATE).read_bytes())
+            path = self.directory / state["tip_segment"]
+            index = next(i for i, s in enumerate(segments) if s.path == path)
+            tip_offset, tip_length = int(state["tip_offset"]), int(state["tip_length"])
+            with open(path, "rb") as fh:
+                fh.seek(tip_offset)
+                last = fh.read(tip_length + 1)
+            if len(last) != tip_length + 1 or last[-1:] != b"\n" or \
+                    hashlib.sha256(last[:-1]).hexdigest() != state["tip"]:
+                raise ValueError("the saved state does not match the log")
+            tree = CompactRange(int(state["size"]), [bytes.fromhex(h) for h in state["tree"]])
+            intents = state["intents"]
+            if not isinstance(intents, dict):
+                raise ValueError("bad intents")
+        except (OSError, ValueError, KeyError, TypeError, StopIteration, AttributeError):
+            return 0, 0
+        self.seq, self.tip, self.tree = tree.size, state["tip"], tree
+        self.open_intents = dict(intents)
+        self._tip_at = (path, tip_offset, tip_length)
+        return index, tip_offset + tip_length + 1
+
+    def _save_state(self) -> None:
+        """What a restart needs to go on without reading the whole log (a cache: checked, never trusted)."""
+        if self._tip_at is None:
+            with contextlib.suppress(OSError):
+                (self.directory / STATE).unlink()
+            return
+        path, offset, length = self._tip_at
+        state = {"size": self.seq, "tip": self.tip, "tree": [h.hex() for h in self.tree.hashes],
+                 "tip_segment": str(path.relative_to(self.directory)), "tip_offset": offset,
+                 "tip_length": length, "intents": self.open_intents}
+        tmp = self.directory / f".{STATE}.tmp"
+        tmp.write_bytes(canonical_bytes(state))
+        os.replace(tmp, self.directory / STATE)
+
     # -- appending -----------------------------------------------------------------------------
     def _open_segment(self, path: Path, day: str, size: int) -> None:
         if self._fd >= 0:
             os.close(self._fd)
+            self._fd = -1
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._segment, self._segment_day, self._size = path, day, size
+
+    def _reopen(self) -> None:
+        """Reopen the current segment cut back to its last durable record (OSError if it cannot be)."""
+        assert self._segment is not None
+        os.truncate(self._segment, self._size)
+        self._open_segment(self._segment, self._segment_day, self._size)
 
     def _new_segment(self, day: str) -> None:
         folder = self.directory / day
@@ -334,22 +418,26 @@ class LogWriter:
             return
         saved = (self.seq, self.tip, self.tree.copy())
         segment_before = (self._segment, self._segment_day, self._size)
+        tip_before = self._tip_at
         created: list[Path] = []
         answers: list[Answer] = []
         try:
             today = day_of(self.clock())
+            if self._fd < 0 and self._segment is not None:
+                self._reopen()  # a failed round could not be cut back before: do it now, or refuse
             if self._fd < 0 or self._segment_day != today:
                 self._new_segment(today)
                 created.append(self._segment)  # type: ignore[arg-type]
             chunk: list[bytes] = []
             pending = 0
             sign = self.key.signed_with_bytes
+            free = FREE_FORM if self.typed_bodies else None
             for op in ops:
                 unsigned = op.body
                 unsigned["kind"] = op.kind
                 unsigned["seq"] = self.seq
                 unsigned["prev_hash"] = self.tip
-                signed, line = sign(unsigned)
+                signed, line = sign(unsigned, free)
                 for k in ("kind", "seq", "prev_hash"):
                     del unsigned[k]
                 if self._size + pending and self._size + pending + len(line) + 1 > self.segment_bytes:
@@ -366,6 +454,7 @@ class LogWriter:
             self._flush(chunk)
         except OSError as exc:
             self._undo(saved, segment_before, created)
+            self._tip_at = tip_before
             self._refuse(ops, exc)
             return
         if self.unwritable is not None:
@@ -376,13 +465,14 @@ class LogWriter:
                 self.open_intents[run_id] = op.body  # type: ignore[index]
             else:
                 self.open_intents.pop(run_id, None)  # type: ignore[arg-type]
-            if not op.future.done():
-                op.future.set_result(answer)
+            if not op.done():
+                op.resolve(answer)
 
     def _flush(self, chunk: list[bytes]) -> None:
         if not chunk:
             return
         data = b"\n".join(chunk) + b"\n"
+        last = (self._segment, self._size + len(data) - len(chunk[-1]) - 1, len(chunk[-1]))
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
@@ -391,29 +481,23 @@ class LogWriter:
             view = view[written:]
         os.fdatasync(self._fd)
         self._size += len(data)
+        self._tip_at = last  # type: ignore[assignment]
 
     def _undo(self, saved: tuple[int, str | None, CompactRange], segment_before: tuple[Path | None, str, int],
               created: list[Path]) -> None:
         """Leave the log exactly as it was before the failed round: no partial line behind."""
         self.seq, self.tip, self.tree = saved
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
         for path in created:
             with contextlib.suppress(OSError):
                 path.unlink()
-        before, day, size = segment_before
-        if before is None:
-            if self._fd >= 0:
-                os.close(self._fd)
-            self._fd, self._segment, self._size = -1, None, 0
-            return
-        with contextlib.suppress(OSError):
-            self._open_segment(before, day, size)
-        try:
-            os.truncate(before, size)
-        except OSError:
-            # Cannot cut it back now: the next round retries through _fd < 0 -> reopen and truncate.
-            if self._fd >= 0:
-                os.close(self._fd)
-            self._fd = -1
+        self._segment, self._segment_day, self._size = segment_before
+        if self._segment is not None:
+            # If this fails too, the next round (or the probe) cuts it back before writing anything.
+            with contextlib.suppress(OSError):
+                self._reopen()
 
     def _refuse(self, ops: list[Op], exc: OSError) -> None:
         reason = f"receipts cannot be written to {self.directory}: {exc.strerror or exc}"
@@ -423,10 +507,10 @@ class LogWriter:
             if op.kind == "receipt" and op.body.get("run_id") in self.open_intents:
                 # Its intent is durable (the action may have run): keep it, write it first.
                 self._deferred.append(Op(op.kind, op.body))
-                if not op.future.done():
-                    op.future.set_exception(ReceiptError(f"{reason}; kept, written once the disk takes it"))
-            elif not op.future.done():
-                op.future.set_exception(ReceiptError(reason))
+                if not op.done():
+                    op.fail(ReceiptError(f"{reason}; kept, written once the disk takes it"))
+            elif not op.done():
+                op.fail(ReceiptError(reason))
 
     # -- time-driven work ----------------------------------------------------------------------
     def wait_seconds(self) -> float:
@@ -452,8 +536,7 @@ class LogWriter:
         probe = self.directory / ".probe"
         try:
             if self._fd < 0 and self._segment is not None:
-                self._open_segment(self._segment, self._segment_day, self._size)
-                os.truncate(self._segment, self._size)
+                self._reopen()
             fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
                 os.write(fd, b"\0" * 65536)
@@ -484,6 +567,8 @@ class LogWriter:
         _fsync_dir(self.directory)
         self._checkpointed = size
         self._last_checkpoint = time.monotonic()
+        with contextlib.suppress(OSError, ValueError):
+            self._save_state()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -555,12 +640,15 @@ class ReceiptStore(StoreFront):
         self.close()
 
     def _submit(self, kind: str, body: dict[str, Any]) -> Future[Answer]:
-        op = Op(kind, body)
+        return self._submit_as(kind, body, lambda answer: answer)
+
+    def _submit_as(self, kind: str, body: dict[str, Any], wrap: Callable[[Answer], Any]) -> Future[Any]:
+        future: Future[Any] = Future()
         if self._thread is None or self._failed is not None:
-            op.future.set_exception(ReceiptError(f"receipt store is not running: {self._failed or 'stopped'}"))
+            future.set_exception(ReceiptError(f"receipt store is not running: {self._failed or 'stopped'}"))
         else:
-            self._queue.put(op)
-        return op.future
+            self._queue.put(Op(kind, body, lambda answer, error: settle(future, wrap, answer, error)))
+        return future
 
     def _run(self) -> None:
         writer = self._writer
@@ -601,5 +689,5 @@ class ReceiptStore(StoreFront):
                 op = self._queue.get_nowait()
             except queue.Empty:
                 return
-            if op is not None and not op.future.done():
-                op.future.set_exception(ReceiptError("receipt store stopped"))
+            if op is not None and not op.done():
+                op.fail(ReceiptError("receipt store stopped"))

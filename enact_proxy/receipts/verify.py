@@ -91,6 +91,13 @@ def _where(seq: Any, record: Any, line: Line) -> str:
     return line.where
 
 
+def _seq_of(line: Line) -> Any:
+    try:
+        return loads(line.data).get("seq")
+    except (ValueError, AttributeError):
+        return None
+
+
 def verify_log(directory: Path | str, key: ReceiptKey | None, verifier: Verifier | None, *,
                live: bool | None = None) -> VerifyReport:
     directory = Path(directory)
@@ -106,7 +113,7 @@ def verify_log(directory: Path | str, key: ReceiptKey | None, verifier: Verifier
     prev_seq = -1
     seen_seqs: dict[int, int] = {}
     backwards: list[tuple[int, str]] = []
-    open_intents: dict[str, str] = {}  # run_id -> where
+    open_intents: dict[str, Line] = {}  # run_id -> where its intent is
     receipts_seen: set[str] = set()
     key_id = key.key_id if key is not None else None
     secret = key.secret if key is not None else b""
@@ -130,53 +137,53 @@ def verify_log(directory: Path | str, key: ReceiptKey | None, verifier: Verifier
             first_in_segment.setdefault(line.segment.path, None)
             continue
         seq = record.get("seq")
-        where = _where(seq, record, line)
         first_in_segment.setdefault(line.segment.path, seq if isinstance(seq, int) else None)
         kind = record.get("kind")
         missing = REQUIRED.get(kind, SHARED) - record.keys() if isinstance(kind, str) else SHARED
         if kind not in REQUIRED:
-            report.add(where, f"unknown record kind {kind!r} (edited or inserted)")
+            report.add(_where(seq, record, line), f"unknown record kind {kind!r} (edited or inserted)")
         elif missing:
-            report.add(where, f"lacks {', '.join(sorted(missing))} (edited)")
+            report.add(_where(seq, record, line), f"lacks {', '.join(sorted(missing))} (edited)")
         # order
         if not isinstance(seq, int) or isinstance(seq, bool):
-            report.add(where, "has no integer seq (edited)")
+            report.add(_where(seq, record, line), "has no integer seq (edited)")
         else:
             seen_seqs[seq] = seen_seqs.get(seq, 0) + 1
             if seq <= prev_seq:
-                backwards.append((seq, where))
+                backwards.append((seq, _where(seq, record, line)))
             prev_seq = seq if seq > prev_seq else prev_seq
         # chain
         if record.get("prev_hash") != expected_prev:
-            report.add(where, "prev_hash does not match the record before it: the record before it was edited, "
-                              "removed, inserted or reordered")
+            report.add(_where(seq, record, line), "prev_hash does not match the record before it: the record "
+                                                  "before it was edited, removed, inserted or reordered")
         # signature
         signature = record.get("signature")
         if not isinstance(signature, dict) or signature.get("alg") != "HMAC-SHA256":
-            report.add(where, "has no HMAC-SHA256 signature (forged)")
+            report.add(_where(seq, record, line), "has no HMAC-SHA256 signature (forged)")
         elif key is not None:
             if signature.get("key_id") != key_id:
-                report.add(where, f"forged: signed with another key (key_id {signature.get('key_id')})")
+                report.add(_where(seq, record, line),
+                           f"forged: signed with another key (key_id {signature.get('key_id')})")
             else:
                 body = unsigned_bytes(data)
                 given = signature.get("value")
                 if body is None or not isinstance(given, str) or not hmac.compare_digest(
                         new_hmac(secret, body, "sha256").hexdigest(), given):
-                    report.add(where, "edited: its signature does not verify")
+                    report.add(_where(seq, record, line), "edited: its signature does not verify")
         # intents and receipts
         run_id = record.get("run_id")
         if not isinstance(run_id, str):
-            report.add(where, "has no run_id (edited)")
+            report.add(_where(seq, record, line), "has no run_id (edited)")
         elif kind == "intent":
             report.intents += 1
             if run_id in open_intents or run_id in receipts_seen:
-                report.add(where, f"a second intent for {run_id} (inserted or replayed)")
+                report.add(_where(seq, record, line), f"a second intent for {run_id} (inserted or replayed)")
             else:
-                open_intents[run_id] = where
+                open_intents[run_id] = line
         elif kind == "receipt":
             report.receipts += 1
             if run_id in receipts_seen:
-                report.add(where, f"a second receipt for {run_id} (inserted or replayed)")
+                report.add(_where(seq, record, line), f"a second receipt for {run_id} (inserted or replayed)")
             receipts_seen.add(run_id)
             open_intents.pop(run_id, None)
     _check_order(report, seen_seqs, backwards)
@@ -189,7 +196,8 @@ def verify_log(directory: Path | str, key: ReceiptKey | None, verifier: Verifier
         else:
             report.add(f"{piece.segment.path.parent.name}/{piece.segment.path.name}",
                        "the segment ends inside a record (cut off), and later segments follow")
-    for run_id, where in open_intents.items():
+    for run_id, at in open_intents.items():
+        where = _where(_seq_of(at), {"run_id": run_id}, at)
         if report.live:
             report.notes.append(f"{where}: intent for {run_id} is in flight (no receipt yet)")
         else:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,10 +14,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from enact_proxy.receipts import ReceiptStore
 from enact_proxy.receipts.checkpoint import load_verifier
 from enact_proxy.receipts.signing import ReceiptKey
 from enact_proxy.receipts.verify import verify_log
-from tests.conftest import independent_verify
+from tests.conftest import independent_verify, spec_records
 from tests.e2e.harness import RunningSidecar, start_sidecar, write_config
 
 
@@ -135,3 +138,41 @@ def test_sigterm_flushes_every_receipt_and_exits_zero(tmp_path: Path, stalling_u
     assert len(records) == 40
     assert (sidecar.receipts_dir / "HEAD").read_text().split("\n")[1] == "40"
     _verified(tmp_path, sidecar.receipts_dir)
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from enact_proxy.receipts import ReceiptKey, ReceiptStore
+from tests.conftest import draft
+
+store = ReceiptStore(Path(sys.argv[1]), ReceiptKey(b"crash-key"), segment_bytes=20_000).start()
+futures = []
+n = 0
+while True:  # until killed: keep many records in flight, print each one acknowledged
+    futures += [store.write(draft(n + i, payload={"blob": "x" * 300})) for i in range(50)]
+    n += 50
+    while len(futures) > 100:
+        print(futures.pop(0).result().run_id, flush=True)
+"""
+
+
+def test_kill_9_mid_write_loses_nothing_acknowledged_and_the_log_verifies(tmp_path: Path) -> None:
+    receipts = tmp_path / "receipts"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(receipts)], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[2])
+    assert writer.stdout is not None
+    acknowledged = []
+    for line in writer.stdout:
+        acknowledged.append(line.strip())
+        if len(acknowledged) >= 3000:
+            break
+    writer.send_signal(signal.SIGKILL)  # mid-write: records are in flight
+    writer.wait()
+    acknowledged += [line.strip() for line in writer.stdout.read().splitlines() if line.strip()]
+    key = ReceiptKey(b"crash-key")
+    with ReceiptStore(receipts, key):  # the restart: cuts a torn line, checkpoints
+        pass
+    on_disk = {r["run_id"] for r in spec_records(receipts) if r["kind"] == "receipt"}
+    assert set(acknowledged) <= on_disk
+    assert independent_verify(receipts, key.secret, (tmp_path / "certs" / "receipt-log.pub").read_text()) == []
