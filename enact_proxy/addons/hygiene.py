@@ -29,7 +29,8 @@ upstream, however lenient. How Enact guarantees that (read against mitmproxy 11.
   (mitmproxy's own DisableH2C addon silently strips an h2c upgrade in its ``request`` hook, so the
   upgrade is noted in ``requestheaders``, before it can).
 - **The body is re-framed by mitmproxy.** It reads the whole body (never streamed on guarded
-  hosts), then sends exactly those bytes: with the Content-Length it validated, or re-chunked.
+  hosts), then sends exactly those bytes: with the agent's Content-Length (which this addon checks
+  equals the body's length, whatever the agent's HTTP version), or re-chunked.
 - **Upstream connections are never shared between agent connections.** mitmproxy keeps upstream
   connections in the ``HttpLayer`` of one client connection; a second agent connection opens its
   own. Within one agent connection an HTTP/1 upstream connection is reused for that connection's
@@ -199,7 +200,13 @@ def malformed(request: http.Request, *, guarded: bool, upgrade: str | None = Non
         return "Content-Length is not one decimal number"
     if transfer_encodings and [te.lower() for te in transfer_encodings] != [b"chunked"]:
         return "a Transfer-Encoding other than chunked"
-    has_body = bool(transfer_encodings or any(int(cl) for cl in content_lengths) or request.raw_content)
+    body = request.raw_content or b""
+    if content_lengths and int(content_lengths[0]) != len(body):
+        # mitmproxy forwards the agent's Content-Length with the body it read: they must agree, or an
+        # HTTP/1 upstream would frame the request differently (HTTP/2's h2 checks this today; we do
+        # not rely on it).
+        return f"Content-Length {int(content_lengths[0])} does not match the {len(body)}-byte body"
+    has_body = bool(transfer_encodings or any(int(cl) for cl in content_lengths) or body)
     if has_body and method.upper() in _NO_BODY_METHODS:
         return f"a body on {method.decode()}"
     upgrade = upgrade or requested_upgrade(request.headers)

@@ -9,6 +9,7 @@ lenient parser could run them with the credential the sidecar injects.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -34,6 +35,7 @@ class LoggingUpstream:
         self.server.listen(16)
         self.port = self.server.getsockname()[1]
         self.connections: list[bytearray] = []
+        self.open: list[socket.socket] = []
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -43,7 +45,15 @@ class LoggingUpstream:
             return b"".join(bytes(c) for c in self.connections)
 
     def close(self) -> None:
+        # shutdown() wakes the thread blocked in accept(); close() alone would leave the port listening.
+        with contextlib.suppress(OSError):
+            self.server.shutdown(socket.SHUT_RDWR)
         self.server.close()
+        with self.lock:
+            open_connections, self.open = list(self.open), []
+        for conn in open_connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     def _accept(self) -> None:
         while True:
@@ -54,6 +64,7 @@ class LoggingUpstream:
             log = bytearray()
             with self.lock:
                 self.connections.append(log)
+                self.open.append(conn)
             threading.Thread(target=self._serve, args=(conn, log), daemon=True).start()
 
     def _serve(self, conn: socket.socket, log: bytearray) -> None:
@@ -354,3 +365,18 @@ def test_http2_request_passes_and_arrives_as_http1(smuggling_sidecar: RunningSid
     assert status == 200 and headers[b"x-enact-decision"] == b"PASS"
     assert upstream.received.startswith(b"GET /repos/acme/app HTTP/1.1\r\n")
     assert b"x-note: fine\r\n" in upstream.received
+
+
+@pytest.mark.parametrize("declared", [2, 400])
+def test_http2_content_length_that_disagrees_with_the_body_never_reaches_an_http1_upstream(
+        smuggling_sidecar: RunningSidecar, upstream: LoggingUpstream, declared: int) -> None:
+    """H2.CL: an HTTP/1 upstream would trust the forwarded Content-Length and read the rest as a request."""
+    issue = b'{"title": "t"}'
+    body = issue + b"POST /repos/acme/app/git/refs HTTP/1.1\r\nHost: api.github.com\r\nContent-Length: 0\r\n\r\n"
+    status, headers, answer = _h2_request(smuggling_sidecar, [
+        (b":method", b"POST"), (b":scheme", b"https"), (b":authority", b"api.github.com"),
+        (b":path", b"/repos/acme/app/issues"), (b"content-type", b"application/json"),
+        (b"content-length", str(declared).encode())], body)
+    # mitmproxy's h2 layer resets the stream (no response); hygiene would answer 400 if it did not.
+    assert status in (None, 400), (status, answer)
+    assert not upstream.received, upstream.received
