@@ -10,7 +10,8 @@ upstream, however lenient. How Enact guarantees that (read against mitmproxy 11.
   connection, before any addon hook that could forward, for: a header name that is not an RFC 9110
   token (so no control character or space in a name), Content-Length together with
   Transfer-Encoding, several Content-Length or Transfer-Encoding fields, an invalid Content-Length,
-  and a request Transfer-Encoding that does not end in ``chunked``. Those flows reach only the
+  and a request Transfer-Encoding that does not end in ``chunked``; its HTTP/2 layer (h2) resets a
+  stream whose DATA disagree with its Content-Length. Those flows reach only the
   ``error`` hook, where this addon writes the refusal's receipt (mitmproxy has already answered,
   with its own 400 page, not the vendor's shape).
 - **What mitmproxy lets through, this addon refuses** (400 with a receipt, in the vendor's error
@@ -73,8 +74,8 @@ _NAMES = {0x00: "NUL", 0x0A: "LF", 0x0D: "CR", 0x7F: "DEL"}
 _NO_BODY_METHODS = frozenset({b"GET", b"HEAD"})
 # mitmproxy's own refusals of a request's framing (validate_headers, the HTTP/1 head and body readers).
 _MITMPROXY_REFUSALS = ("from client, refusing to prevent request smuggling", "HTTP/1 protocol error",
-                       "Bad HTTP request line", "Invalid header", "invalid content-length",
-                       "transfer-encoding")
+                       "HTTP/2 protocol error", "Bad HTTP request line", "Invalid header",
+                       "invalid content-length", "transfer-encoding")
 
 
 class Hygiene:
