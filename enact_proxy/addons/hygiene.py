@@ -13,7 +13,10 @@ upstream, however lenient. How Enact guarantees that (read against mitmproxy 11.
   and a request Transfer-Encoding that does not end in ``chunked``; its HTTP/2 layer (h2) resets a
   stream whose DATA disagree with its Content-Length. Those flows reach only the
   ``error`` hook, where this addon writes the refusal's receipt (mitmproxy has already answered,
-  with its own 400 page, not the vendor's shape).
+  with its own 400 page, not the vendor's shape). A head mitmproxy cannot parse at all (a header
+  line without a colon, so also a bare LF inside a value; a bad request line) and HTTP/2 frames h2
+  rejects before the request is complete never become a flow: mitmproxy answers 400 or resets and
+  logs, no hook runs, so there is no receipt -- and nothing is forwarded.
 - **What mitmproxy lets through, this addon refuses** (400 with a receipt, in the vendor's error
   shape on a guarded host): any control character (CR, LF, NUL, ... anything below 0x20 but HTAB,
   and DEL) in a header name or value. mitmproxy splits header lines on LF only, so a bare CR stays
@@ -63,7 +66,7 @@ if TYPE_CHECKING:
 
 #: Set (to the reason) on a flow this addon refused.
 HYGIENE = "enact.hygiene"
-#: The upgrade a request asked for, noted before mitmproxy's DisableH2C addon strips an h2c one.
+#: The upgrade a request asked for ("" for none), noted before mitmproxy's DisableH2C addon strips an h2c one.
 UPGRADE = "enact.upgrade"
 
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -88,9 +91,7 @@ class Hygiene:
             options.update(validate_inbound_headers=True)
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        upgrade = requested_upgrade(flow.request.headers)
-        if upgrade is not None:
-            flow.metadata[UPGRADE] = upgrade
+        flow.metadata[UPGRADE] = requested_upgrade(flow.request.headers) or ""
 
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
@@ -160,19 +161,26 @@ class Hygiene:
 
 def requested_upgrade(headers: http.Headers) -> str | None:
     """The protocol switch a request asks for (``websocket``, ``h2c``), or None."""
-    connection = {t.strip().lower() for t in ",".join(headers.get_all("connection")).split(",")}
-    if "upgrade" in headers or "upgrade" in connection:
-        return _printable(headers.get("upgrade", "").encode()) or "Connection: upgrade"
-    if "http2-settings" in headers:
-        return "HTTP2-Settings"
-    return None
+    upgrade: bytes | None = None
+    settings = asks = False
+    for name, value in headers.fields:  # one pass: mitmproxy's header lookups scan the fields each time
+        lower = name.lower()
+        if lower == b"upgrade":
+            upgrade = value
+        elif lower == b"http2-settings":
+            settings = True
+        elif lower == b"connection" and b"upgrade" in value.lower():
+            asks = asks or b"upgrade" in {t.strip() for t in value.lower().split(b",")}
+    if upgrade is not None or asks:
+        return _printable(upgrade or b"") or "Connection: upgrade"
+    return "HTTP2-Settings" if settings else None
 
 
 def malformed(request: http.Request, *, guarded: bool, upgrade: str | None = None) -> str | None:
     """Why ``request`` could be read differently by an upstream, or None when it cannot.
 
     ``upgrade`` is what :func:`requested_upgrade` found when the headers arrived (another addon may
-    have removed them since)."""
+    have removed them since): ``""`` for none, None when nobody looked."""
     method = request.data.method
     if not _TOKEN.match(method):
         return "the method is not a token"
@@ -184,9 +192,9 @@ def malformed(request: http.Request, *, guarded: bool, upgrade: str | None = Non
     for name, value in request.headers.fields:
         if not _TOKEN.match(name):
             return f"a header name holds {_describe(name) if _CONTROL.search(name) else 'a character outside a token'}"
-        if b"\r\n " in value or b"\r\n\t" in value or b"\n " in value or b"\n\t" in value:
-            return f"header {_printable(name)} is folded over several lines (obs-fold)"
         if _CONTROL.search(value):
+            if b"\n " in value or b"\n\t" in value:
+                return f"header {_printable(name)} is folded over several lines (obs-fold)"
             return f"header {_printable(name)} holds {_describe(value)}"
         lower = name.lower()
         if lower == b"content-length":
@@ -210,8 +218,9 @@ def malformed(request: http.Request, *, guarded: bool, upgrade: str | None = Non
     has_body = bool(transfer_encodings or any(int(cl) for cl in content_lengths) or body)
     if has_body and method.upper() in _NO_BODY_METHODS:
         return f"a body on {method.decode()}"
-    upgrade = upgrade or requested_upgrade(request.headers)
-    if guarded and upgrade is not None:
+    if upgrade is None:  # not noted when the headers arrived (a flow built by hand): look now
+        upgrade = requested_upgrade(request.headers)
+    if guarded and upgrade:
         return f"protocol upgrade ({upgrade}) is not allowed on a guarded host"
     return None
 
