@@ -44,9 +44,10 @@ def agent(sidecar: RunningSidecar) -> requests.Session:
 
 
 def writes(server: Any, method: str | None = None, path_part: str = "") -> list[Any]:
-    """What the upstream received, minus reads and the contact-search lookups policies make."""
+    """What the upstream received, minus reads and the lookups policies (search) and upserts (batch/read) make."""
     return [r for r in server.received
-            if r.method not in ("GET", "HEAD") and not r.path.endswith("/search") and path_part in r.path
+            if r.method not in ("GET", "HEAD") and not r.path.endswith(("/search", "/batch/read"))
+            and path_part in r.path
             and (method is None or r.method == method)]
 
 
@@ -200,7 +201,7 @@ def test_allowed_update_contact_passes_but_a_contractor_may_not_overwrite_an_ema
 
 class _ReadsFail(SandboxHubSpot):
     def handle(self, request: Any) -> Any:
-        if request.method == "GET":
+        if request.method == "GET" or request.path.endswith("/batch/read"):
             from enact_proxy.sandbox._http import json_response
             return json_response(503, {"status": "error", "message": "unavailable", "category": "INTERNAL"})
         return super().handle(request)
