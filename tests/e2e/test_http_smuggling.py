@@ -193,6 +193,11 @@ def smuggle_case(name: str, tls: bool) -> bytes:
         "Transfer-Encoding with a space before the colon": post + b"Transfer-Encoding : chunked\r\nContent-Length: "
         + str(len(issue)).encode() + b"\r\n\r\n" + issue + hidden,
         "Transfer-Encoding xchunked": post + b"Transfer-Encoding: xchunked\r\n\r\n" + hidden,
+        "a quoted chunk extension holding CRLF": post + b"Transfer-Encoding: chunked\r\n\r\n"
+        + b"e;x=\"\r\n\"\r\n" + issue + b"\r\n0\r\n\r\n",
+        "a trailer": post + b"Transfer-Encoding: chunked\r\n\r\n" + b"e\r\n" + issue + b"\r\n0\r\nX-Trailer: "
+        + HIDDEN + b"\r\n\r\n",
+        "a bad chunk size": post + b"Transfer-Encoding: chunked\r\n\r\n" + b"0x5\r\n" + hidden + b"\r\n0\r\n\r\n",
         "a body on GET": read + b"Content-Length: " + str(len(hidden)).encode() + b"\r\n\r\n" + hidden,
         "a body on HEAD": read.replace(b"GET ", b"HEAD ", 1) + b"Content-Length: " + str(len(hidden)).encode()
         + b"\r\n\r\n" + hidden,
@@ -207,22 +212,29 @@ def smuggle_case(name: str, tls: bool) -> bytes:
 #: Each case and the reason its receipt gives. mitmproxy refuses some itself (its 400 page, the
 #: receipt written from the ``error`` hook); a head it cannot parse at all never becomes a flow, so
 #: no hook sees it and there is no receipt (None) -- nothing of it is forwarded either.
-CASES = {
-    "bare CR in a header value": "header X-Note holds a control character (CR)",
-    "bare LF in a header value": None,
-    "obs-fold": "header X-Note is folded over several lines (obs-fold)",
-    "NUL in a header value": "header X-Note holds a control character (NUL)",
-    "CR in a header name": "invalid header name: b'X-No\\rte'",
-    "Content-Length and Transfer-Encoding": "both transfer-encoding and content-length",
-    "Transfer-Encoding and Content-Length": "both transfer-encoding and content-length",
-    "two differing Content-Length": "multiple content-length headers",
-    "Transfer-Encoding gzip, chunked": "a Transfer-Encoding other than chunked",
-    "Transfer-Encoding with a space before the colon": "invalid header name: b'Transfer-Encoding '",
-    "Transfer-Encoding xchunked": "unknown transfer-encoding header",
-    "a body on GET": "a body on GET",
-    "a body on HEAD": "a body on HEAD",
-    "WebSocket upgrade": "protocol upgrade (websocket) is not allowed on a guarded host",
-    "h2c upgrade": "protocol upgrade (h2c) is not allowed on a guarded host",
+CASES: dict[str, tuple[str, str | None]] = {
+    # name: (what the agent gets, the receipt's reason or None when no flow ever exists)
+    "bare CR in a header value": ("400", "header X-Note holds a control character (CR)"),
+    "bare LF in a header value": ("400", None),
+    "obs-fold": ("400", "header X-Note is folded over several lines (obs-fold)"),
+    "NUL in a header value": ("400", "header X-Note holds a control character (NUL)"),
+    "CR in a header name": ("400", "invalid header name: b'X-No\\rte'"),
+    "Content-Length and Transfer-Encoding": ("400", "both transfer-encoding and content-length"),
+    "Transfer-Encoding and Content-Length": ("400", "both transfer-encoding and content-length"),
+    "two differing Content-Length": ("400", "multiple content-length headers"),
+    "Transfer-Encoding gzip, chunked": ("400", "a Transfer-Encoding other than chunked"),
+    "Transfer-Encoding with a space before the colon": ("400", "invalid header name: b'Transfer-Encoding '"),
+    "Transfer-Encoding xchunked": ("400", "unknown transfer-encoding header"),
+    # Errors inside a chunked body: mitmproxy (h11) drops the connection without an answer.
+    "a quoted chunk extension holding CRLF": ("dropped", "HTTP/1 protocol error"),
+    "a bad chunk size": ("dropped", "HTTP/1 protocol error"),
+    # mitmproxy 11.0.2 raises NotImplementedError on HTTP/1 trailers: no answer, the connection stays
+    # open until the agent gives up; nothing is forwarded and no hook runs.
+    "a trailer": ("no answer", None),
+    "a body on GET": ("400", "a body on GET"),
+    "a body on HEAD": ("400", "a body on HEAD"),
+    "WebSocket upgrade": ("400", "protocol upgrade (websocket) is not allowed on a guarded host"),
+    "h2c upgrade": ("400", "protocol upgrade (h2c) is not allowed on a guarded host"),
 }
 
 
@@ -230,14 +242,21 @@ CASES = {
 def test_no_framing_trick_gets_a_hidden_request_to_the_upstream(smuggling_sidecar: RunningSidecar,
                                                                  upstream: LoggingUpstream, tls: bool) -> None:
     sidecar = smuggling_sidecar
-    for case in CASES:
+    for case, (outcome, _reason) in CASES.items():
         with open_agent(sidecar, tls) as sock:
+            sock.settimeout(2 if outcome == "no answer" else 10)
             sock.sendall(smuggle_case(case, tls))
-            status, headers, body = read_response(sock)
-            assert status == 400, (case, status, body)
-            # The attack's second half: the agent's next request on the same connection. The sidecar
-            # has closed it, so nothing can complete a prefix left anywhere.
-            assert closed(sock), case
+            if outcome == "400":
+                status, headers, body = read_response(sock)
+                assert status == 400, (case, status, body)
+                # The attack's second half: the agent's next request on the same connection. The
+                # sidecar has closed it, so nothing can complete a prefix left anywhere.
+                assert closed(sock), case
+            elif outcome == "dropped":
+                assert closed(sock), case
+            else:
+                with pytest.raises(TimeoutError):
+                    sock.recv(65536)
         assert b"refs/heads/main" not in upstream.received, (case, upstream.received)
         assert b"PATCH" not in upstream.received, case
         assert not upstream.received, (case, upstream.received)  # nothing of a refused request went up
@@ -246,7 +265,7 @@ def test_no_framing_trick_gets_a_hidden_request_to_the_upstream(smuggling_sideca
     def refusals() -> list[str]:
         return [r["reason"] for r in sidecar.receipts() if r["reason"].startswith("malformed request: ")]
 
-    expected = [r for r in CASES.values() if r is not None]
+    expected = [reason for _outcome, reason in CASES.values() if reason is not None]
     wait_until(lambda: len(refusals()) == len(expected), what="a receipt per refused request")
     for reason in expected:
         assert len([r for r in refusals() if reason in r]) == expected.count(reason), (reason, refusals())
