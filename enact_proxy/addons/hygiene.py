@@ -16,7 +16,9 @@ upstream, however lenient. How Enact guarantees that (read against mitmproxy 11.
   with its own 400 page, not the vendor's shape). A head mitmproxy cannot parse at all (a header
   line without a colon, so also a bare LF inside a value; a bad request line) and HTTP/2 frames h2
   rejects before the request is complete never become a flow: mitmproxy answers 400 or resets and
-  logs, no hook runs, so there is no receipt -- and nothing is forwarded.
+  logs, no hook runs, so there is no receipt -- and nothing is forwarded. (A chunked body with
+  trailer fields makes mitmproxy 11.0.2 raise NotImplementedError: the agent gets no answer at all,
+  and again nothing is forwarded.)
 - **What mitmproxy lets through, this addon refuses** (400 with a receipt, in the vendor's error
   shape on a guarded host): any control character (CR, LF, NUL, ... anything below 0x20 but HTAB,
   and DEL) in a header name or value. mitmproxy splits header lines on LF only, so a bare CR stays
