@@ -243,6 +243,18 @@ def test_an_action_no_workflow_names_is_refused(sidecar: RunningSidecar, github:
     assert writes(github) == []
 
 
+def test_release_asset_upload_is_judged_as_github_not_refused_as_an_unknown_host(
+        sidecar: RunningSidecar, github: SandboxGitHub) -> None:
+    response = agent(sidecar).post("https://uploads.github.com/repos/acme/app/releases/1/assets?name=app.zip",
+                                   data=b"PK\x03\x04 binary", headers={"content-type": "application/zip", **AGENT_AUTH})
+    body = assert_github_refusal(response)
+    assert "workflow" in body["message"], body
+    receipt = sidecar.receipt(response.headers["X-Enact-Receipt"])
+    assert receipt["system"] == "github" and receipt["action"].startswith("github.")
+    assert receipt["request"]["host"] == "uploads.github.com"
+    assert writes(github) == []
+
+
 def test_lookup_failure_refuses_the_create(sidecar: RunningSidecar, hubspot: SandboxHubSpot) -> None:
     hubspot.stop()  # the duplicate check cannot ask HubSpot any more
     response = agent(sidecar).post(CONTACTS, json={"properties": {"email": "x@acme.com"}}, headers=AGENT_AUTH)
