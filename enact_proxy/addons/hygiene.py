@@ -51,6 +51,7 @@ upstream, however lenient. How Enact guarantees that (read against mitmproxy 11.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -142,7 +143,10 @@ class Hygiene:
                                request=RequestSummary(method=flow.request.method, host=host, path=path))
         verdict = engine.refuse(action, f"malformed request: {_short(message)}")
         flow.metadata[VERDICTS] = [verdict]
-        await durable(engine.record(verdict))
+        try:
+            await durable(engine.record(verdict))
+        except Exception as exc:  # noqa: BLE001 - refused already; the store reports its own failures
+            logging.warning("receipt of a refused malformed request could not be written: %s", type(exc).__name__)
 
     async def _refuse_plain(self, flow: http.HTTPFlow, reason: str) -> None:
         """A passthrough host reached over plain HTTP: refused in plain text, with a receipt."""
