@@ -13,7 +13,8 @@ Recognised routes (after :mod:`enact_proxy.httpcall` normalisation), object type
 - upserts, classified by what they target: each input of ``batch/upsert`` (``id`` with an optional
   ``idProperty``: none or ``hs_object_id`` names the object id, ``email`` or another unique property
   names it by value), legacy ``.../createOrUpdate/email/{email}`` and each item of legacy
-  ``.../contact/batch`` (by ``vid`` or ``email``) is looked up in HubSpot before it is judged: an
+  ``.../contact/batch`` (by ``vid`` or ``email``) is looked up in HubSpot before it is judged (one
+  ``batch/read`` per object type and ``idProperty``, with the credential the forward carries): an
   input naming an existing contact is ``update_contact`` of it, any other ``create_contact``. When
   the lookup cannot be done (HubSpot down, an error answer, an ambiguous ``idProperty``) the request
   is refused with the reason (fail closed): judging it as a create would skip the policies on
@@ -177,6 +178,35 @@ class HubSpotConnector:
                 return None
             raise
 
+    def find_objects(self, object_type: str, keys: list[str], id_property: str | None = None) -> dict[str, Any]:
+        """Which of ``keys`` name an existing object (by id, or by the unique ``id_property``): ``{key:
+        object}`` for those HubSpot has, in one ``batch/read`` per 100 keys (an upsert of 100 inputs
+        costs one call, not 100 of the account's rate limit). Raises :class:`HubSpotError` on any
+        failure, and when HubSpot answers with an object no key names (we could not tell which it is)."""
+        by_value = bool(id_property) and id_property != "hs_object_id"
+        asked = ["email", *([id_property] if by_value and id_property != "email" else [])]
+        wanted = {(k.casefold() if by_value else k): k for k in keys}
+        found: dict[str, Any] = {}
+        for start in range(0, len(keys), 100):
+            body: dict[str, Any] = {"inputs": [{"id": k} for k in keys[start:start + 100]],
+                                    "properties": asked}
+            if id_property:
+                body["idProperty"] = id_property
+            answer = self._call("POST", f"/crm/v3/objects/{object_type}/batch/read", json_body=body)
+            results = answer.get("results")
+            if not isinstance(results, list):
+                raise HubSpotError("batch read answered without a results list")
+            for result in results:
+                properties = result.get("properties") if isinstance(result, dict) else None
+                if not isinstance(properties, dict):
+                    raise HubSpotError("batch read answered an object without properties")
+                value = properties.get(id_property) if by_value else result.get("id")
+                key = wanted.get(str(value).casefold() if by_value else str(value))
+                if value is None or key is None:
+                    raise HubSpotError(f"batch read answered {object_type} {result.get('id')!r}, which no input names")
+                found[key] = result
+        return found
+
     def find_contact_by_email(self, email: str) -> dict[str, Any] | None:
         """Search by email. Raises :class:`HubSpotError` on any failure so policies fail closed."""
         body = {
@@ -314,7 +344,7 @@ class Wire:
 
     def _lookup(self, call: HttpCall) -> Lookup:
         connector: HubSpotConnector = self.lookup_systems(call)[SYSTEM]
-        return connector.get_object
+        return connector.find_objects
 
     def lookup_systems(self, call: HttpCall) -> dict[str, Any]:
         token = self._token if self._token is not None else _bearer(call.headers) or ""
@@ -330,8 +360,8 @@ class Wire:
 # --- recognition (pure) ------------------------------------------------------------------------
 
 Found = list[tuple[str, dict[str, Any]]]
-#: ``(object_type, key, id_property) -> object or None``: HubSpot's answer to "does this exist?".
-Lookup = Callable[[str, str, str | None], dict[str, Any] | None]
+#: ``(object_type, keys, id_property) -> {key: object}`` for the keys naming an existing object.
+Lookup = Callable[[str, list[str], str | None], dict[str, Any]]
 
 # A placeholder action for an upsert input until :func:`resolve_upserts` has looked its target up.
 _UPSERT = "upsert"
@@ -533,8 +563,24 @@ def _id_property(call: HttpCall, body: Mapping[str, Any], item: Mapping[str, Any
 def resolve_upserts(found: Found, lookup: Lookup) -> Found:
     """Each upsert input becomes an update of the object it names when HubSpot has it, else a create.
 
-    A failed lookup refuses the request (:class:`Refusal`): whether it overwrites a contact or creates
-    one, it cannot be judged without knowing which."""
+    One lookup per object type and ``idProperty``. A failed lookup refuses the request
+    (:class:`Refusal`): whether it overwrites a contact or creates one, it cannot be judged without
+    knowing which."""
+    groups: dict[tuple[str, str | None], list[str]] = {}
+    for action, payload in found:
+        if action == _UPSERT and payload["key"] is not None:
+            keys = groups.setdefault((payload["object_type"], payload["id_property"]), [])
+            if payload["key"] not in keys:
+                keys.append(payload["key"])
+    existing: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for (object_type, id_property), keys in groups.items():
+        try:
+            existing[(object_type, id_property)] = lookup(object_type, keys, id_property)
+        except Exception as exc:  # noqa: BLE001 - every failure means the same: we cannot tell
+            name = object_type[:-1]
+            shown = ", ".join(repr(k) for k in keys[:3]) + (", ..." if len(keys) > 3 else "")
+            raise Refusal(f"cannot tell whether the upsert of {name} {shown} updates an existing {name}: "
+                          f"HubSpot lookup failed ({exc})") from exc
     resolved: Found = []
     for action, payload in found:
         if action != _UPSERT:
@@ -542,28 +588,21 @@ def resolve_upserts(found: Found, lookup: Lookup) -> Found:
             continue
         object_type, key, id_property, item = (payload["object_type"], payload["key"], payload["id_property"],
                                                payload["item"])
-        existing: dict[str, Any] | None = None
-        if key is not None:
-            try:
-                existing = lookup(object_type, key, id_property)
-            except Exception as exc:  # noqa: BLE001 - every failure means the same: we cannot tell
-                name = object_type[:-1]
-                raise Refusal(f"cannot tell whether the upsert of {name} {key!r} updates an existing {name}: "
-                              f"HubSpot lookup failed ({exc})") from exc
+        target = existing.get((object_type, id_property), {}).get(key) if key is not None else None
         if object_type == "deals":
-            if existing is None:
+            if target is None:
                 resolved.append(_create_deal(item))
             else:
-                resolved.append(("update_deal", {"deal_id": _text(existing.get("id")),
+                resolved.append(("update_deal", {"deal_id": _text(target.get("id")),
                                                  "properties": _properties(item.get("properties"))}))
             continue
         by_email = (id_property or "").lower() == "email"
-        if existing is None:
+        if target is None:
             resolved.append(_create_contact(item, _email_of(item) or (key if by_email else None)))
             continue
-        current = existing.get("properties")
+        current = target.get("properties")
         email = key if by_email else _text(current.get("email")) if isinstance(current, dict) else None
-        resolved.append(("update_contact", {"contact_id": _text(existing.get("id")), "email": email,
+        resolved.append(("update_contact", {"contact_id": _text(target.get("id")), "email": email,
                                             "properties": item}))
     return resolved
 

@@ -295,6 +295,8 @@ SMUGGLED = b"x\rPATCH /repos/acme/app/git/refs/heads/main HTTP/1.1\rHost: api.gi
      "Transfer-Encoding other than chunked"),
     (b"POST", b"/repos/acme/app/issues", [(b"transfer-encoding", b"chunked"), (b"transfer-encoding", b"chunked")],
      b"{}", "Transfer-Encoding other than chunked"),
+    (b"POST", b"/repos/acme/app/issues", [(b"content-length", b"2")], b'{"title": "t"}',
+     "Content-Length 2 does not match the 14-byte body"),
     (b"GET", b"/repos/acme/app", [(b"content-length", b"5")], b"hello", "a body on GET"),
     (b"HEAD", b"/repos/acme/app", [(b"transfer-encoding", b"chunked")], b"", "a body on HEAD"),
     (b"GET", b"/repos/acme/app", [(b"connection", b"Upgrade"), (b"upgrade", b"websocket"),

@@ -160,3 +160,15 @@ def test_get_object_is_none_on_404_and_raises_on_other_errors(hubspot):
     with pytest.raises(HubSpotError) as caught:
         hubspot.get_object("deals", "8")
     assert caught.value.status == 500
+
+
+@responses.activate
+def test_find_objects_reads_in_batches_of_100_and_maps_answers_to_keys(hubspot):
+    keys = [f"u{i}@x.io" for i in range(150)]
+    responses.post(f"{BASE}/crm/v3/objects/contacts/batch/read",
+                   json={"results": [{"id": "1", "properties": {"email": "U3@x.io"}}]})
+    responses.post(f"{BASE}/crm/v3/objects/contacts/batch/read", json={"results": []})
+    found = hubspot.find_objects("contacts", keys, "email")
+    assert found == {"u3@x.io": {"id": "1", "properties": {"email": "U3@x.io"}}}
+    assert [len(json.loads(c.request.body)["inputs"]) for c in responses.calls] == [100, 50]
+    assert _sent(0)["idProperty"] == "email"

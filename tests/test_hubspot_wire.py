@@ -23,13 +23,15 @@ EXISTING = {"contacts": [{"id": "101", "properties": {"email": "jane@acme.com", 
             "deals": [{"id": "77", "properties": {"dealname": "D"}}]}
 
 
-def fake_lookup(object_type, key, id_property):
-    for found in EXISTING[object_type]:
-        if id_property in (None, "hs_object_id") and found["id"] == key:
-            return found
-        if id_property and str(found["properties"].get(id_property, "")).lower() == key.lower():
-            return found
-    return None
+def fake_lookup(object_type, keys, id_property):
+    answer = {}
+    for key in keys:
+        for found in EXISTING[object_type]:
+            if id_property in (None, "hs_object_id") and found["id"] == key:
+                answer[key] = found
+            if id_property and str(found["properties"].get(id_property, "")).lower() == key.lower():
+                answer[key] = found
+    return answer
 
 
 @pytest.fixture
@@ -334,7 +336,7 @@ UPSERT = {"inputs": [{"idProperty": "email", "id": "jane@acme.com", "properties"
 
 
 def test_an_upsert_is_refused_when_hubspot_cannot_say_whether_its_target_exists(wire):
-    def down(object_type, key, id_property):
+    def down(object_type, keys, id_property):
         raise RuntimeError("HubSpot GET /crm/v3/objects/contacts/jane%40acme.com answered 503: unavailable")
 
     wire._lookup = lambda call: down
@@ -363,16 +365,33 @@ def test_only_upserts_are_recognised_off_the_event_loop(wire):
 
 
 @responses.activate
-def test_upsert_lookup_asks_hubspot_by_the_named_property_with_the_forwarded_credential():
+def test_upsert_lookup_is_one_batch_read_per_id_property_with_the_forwarded_credential():
     wire = HubSpotWire(Config(upstream="http://hubspot.test", token_env="T"), environ={"T": "ours"})
-    responses.get("http://hubspot.test/crm/v3/objects/contacts/jane%40acme.com",
-                  json={"id": "101", "properties": {"email": "jane@acme.com"}},
-                  match=[responses.matchers.header_matcher({"authorization": "Bearer ours"}),
-                         responses.matchers.query_param_matcher({"idProperty": "email", "properties": "email"})])
-    responses.get("http://hubspot.test/crm/v3/objects/contacts/404", status=404,
-                  json={"status": "error", "message": "Object not found", "category": "OBJECT_NOT_FOUND"})
+    read = "http://hubspot.test/crm/v3/objects/contacts/batch/read"
+    jane = {"id": "101", "properties": {"email": "jane@acme.com"}}
+    responses.post(read, json={"status": "COMPLETE", "results": [jane]},
+                   match=[responses.matchers.header_matcher({"authorization": "Bearer ours"}),
+                          responses.matchers.json_params_matcher({
+                              "inputs": [{"id": "Jane@Acme.com"}, {"id": "n@x.io"}], "properties": ["email"],
+                              "idProperty": "email"})])
+    responses.post(read, status=207, json={"status": "COMPLETE", "results": [], "numErrors": 1, "errors": [
+        {"status": "error", "category": "OBJECT_NOT_FOUND", "context": {"ids": ["404"]}}]},
+                   match=[responses.matchers.json_params_matcher({"inputs": [{"id": "404"}], "properties": ["email"]})])
     actions = wire.recognise(call("POST", "/crm/v3/objects/contacts/batch/upsert", {"inputs": [
-        {"idProperty": "email", "id": "jane@acme.com", "properties": {"phone": "1"}},
-        {"id": "404", "properties": {"email": "n@x.io"}}]}))
-    assert [(a.action, a.payload.get("contact_id")) for a in actions] == [("update_contact", "101"),
-                                                                         ("create_contact", None)]
+        {"idProperty": "email", "id": "Jane@Acme.com", "properties": {"phone": "1"}},
+        {"idProperty": "email", "id": "n@x.io", "properties": {}},
+        {"id": "404", "properties": {"email": "m@x.io"}}]}))
+    assert [(a.action, a.payload.get("contact_id"), a.payload["email"]) for a in actions] == [
+        ("update_contact", "101", "Jane@Acme.com"), ("create_contact", None, "n@x.io"),
+        ("create_contact", None, "m@x.io")]
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_an_answer_naming_an_object_no_input_asked_for_refuses_the_upsert():
+    wire = HubSpotWire(Config(upstream="http://hubspot.test"), environ={})
+    responses.post("http://hubspot.test/crm/v3/objects/contacts/batch/read",
+                   json={"results": [{"id": "999", "properties": {"email": "other@x.io"}}]})
+    with pytest.raises(Refusal, match="which no input names"):
+        wire.recognise(call("POST", "/crm/v3/objects/contacts/batch/upsert", UPSERT,
+                            headers={"authorization": "Bearer agents"}))

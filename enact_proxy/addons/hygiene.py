@@ -10,9 +10,15 @@ upstream, however lenient. How Enact guarantees that (read against mitmproxy 11.
   connection, before any addon hook that could forward, for: a header name that is not an RFC 9110
   token (so no control character or space in a name), Content-Length together with
   Transfer-Encoding, several Content-Length or Transfer-Encoding fields, an invalid Content-Length,
-  and a request Transfer-Encoding that does not end in ``chunked``. Those flows reach only the
+  and a request Transfer-Encoding that does not end in ``chunked``; its HTTP/2 layer (h2) resets a
+  stream whose DATA disagree with its Content-Length. Those flows reach only the
   ``error`` hook, where this addon writes the refusal's receipt (mitmproxy has already answered,
-  with its own 400 page, not the vendor's shape).
+  with its own 400 page, not the vendor's shape). A head mitmproxy cannot parse at all (a header
+  line without a colon, so also a bare LF inside a value; a bad request line) and HTTP/2 frames h2
+  rejects before the request is complete never become a flow: mitmproxy answers 400 or resets and
+  logs, no hook runs, so there is no receipt -- and nothing is forwarded. (A chunked body with
+  trailer fields makes mitmproxy 11.0.2 raise NotImplementedError: the agent gets no answer at all,
+  and again nothing is forwarded.)
 - **What mitmproxy lets through, this addon refuses** (400 with a receipt, in the vendor's error
   shape on a guarded host): any control character (CR, LF, NUL, ... anything below 0x20 but HTAB,
   and DEL) in a header name or value. mitmproxy splits header lines on LF only, so a bare CR stays
@@ -29,7 +35,8 @@ upstream, however lenient. How Enact guarantees that (read against mitmproxy 11.
   (mitmproxy's own DisableH2C addon silently strips an h2c upgrade in its ``request`` hook, so the
   upgrade is noted in ``requestheaders``, before it can).
 - **The body is re-framed by mitmproxy.** It reads the whole body (never streamed on guarded
-  hosts), then sends exactly those bytes: with the Content-Length it validated, or re-chunked.
+  hosts), then sends exactly those bytes: with the agent's Content-Length (which this addon checks
+  equals the body's length, whatever the agent's HTTP version), or re-chunked.
 - **Upstream connections are never shared between agent connections.** mitmproxy keeps upstream
   connections in the ``HttpLayer`` of one client connection; a second agent connection opens its
   own. Within one agent connection an HTTP/1 upstream connection is reused for that connection's
@@ -44,6 +51,7 @@ upstream, however lenient. How Enact guarantees that (read against mitmproxy 11.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +69,7 @@ if TYPE_CHECKING:
 
 #: Set (to the reason) on a flow this addon refused.
 HYGIENE = "enact.hygiene"
-#: The upgrade a request asked for, noted before mitmproxy's DisableH2C addon strips an h2c one.
+#: The upgrade a request asked for ("" for none), noted before mitmproxy's DisableH2C addon strips an h2c one.
 UPGRADE = "enact.upgrade"
 
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -72,8 +80,8 @@ _NAMES = {0x00: "NUL", 0x0A: "LF", 0x0D: "CR", 0x7F: "DEL"}
 _NO_BODY_METHODS = frozenset({b"GET", b"HEAD"})
 # mitmproxy's own refusals of a request's framing (validate_headers, the HTTP/1 head and body readers).
 _MITMPROXY_REFUSALS = ("from client, refusing to prevent request smuggling", "HTTP/1 protocol error",
-                       "Bad HTTP request line", "Invalid header", "invalid content-length",
-                       "transfer-encoding")
+                       "HTTP/2 protocol error", "Bad HTTP request line", "Invalid header",
+                       "invalid content-length", "transfer-encoding")
 
 
 class Hygiene:
@@ -86,9 +94,7 @@ class Hygiene:
             options.update(validate_inbound_headers=True)
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        upgrade = requested_upgrade(flow.request.headers)
-        if upgrade is not None:
-            flow.metadata[UPGRADE] = upgrade
+        flow.metadata[UPGRADE] = requested_upgrade(flow.request.headers) or ""
 
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
@@ -137,7 +143,10 @@ class Hygiene:
                                request=RequestSummary(method=flow.request.method, host=host, path=path))
         verdict = engine.refuse(action, f"malformed request: {_short(message)}")
         flow.metadata[VERDICTS] = [verdict]
-        await durable(engine.record(verdict))
+        try:
+            await durable(engine.record(verdict))
+        except Exception as exc:  # noqa: BLE001 - refused already; the store reports its own failures
+            logging.warning("receipt of a refused malformed request could not be written: %s", type(exc).__name__)
 
     async def _refuse_plain(self, flow: http.HTTPFlow, reason: str) -> None:
         """A passthrough host reached over plain HTTP: refused in plain text, with a receipt."""
@@ -158,19 +167,26 @@ class Hygiene:
 
 def requested_upgrade(headers: http.Headers) -> str | None:
     """The protocol switch a request asks for (``websocket``, ``h2c``), or None."""
-    connection = {t.strip().lower() for t in ",".join(headers.get_all("connection")).split(",")}
-    if "upgrade" in headers or "upgrade" in connection:
-        return _printable(headers.get("upgrade", "").encode()) or "Connection: upgrade"
-    if "http2-settings" in headers:
-        return "HTTP2-Settings"
-    return None
+    upgrade: bytes | None = None
+    settings = asks = False
+    for name, value in headers.fields:  # one pass: mitmproxy's header lookups scan the fields each time
+        lower = name.lower()
+        if lower == b"upgrade":
+            upgrade = value
+        elif lower == b"http2-settings":
+            settings = True
+        elif lower == b"connection" and b"upgrade" in value.lower():
+            asks = asks or b"upgrade" in {t.strip() for t in value.lower().split(b",")}
+    if upgrade is not None or asks:
+        return _printable(upgrade or b"") or "Connection: upgrade"
+    return "HTTP2-Settings" if settings else None
 
 
 def malformed(request: http.Request, *, guarded: bool, upgrade: str | None = None) -> str | None:
     """Why ``request`` could be read differently by an upstream, or None when it cannot.
 
     ``upgrade`` is what :func:`requested_upgrade` found when the headers arrived (another addon may
-    have removed them since)."""
+    have removed them since): ``""`` for none, None when nobody looked."""
     method = request.data.method
     if not _TOKEN.match(method):
         return "the method is not a token"
@@ -182,9 +198,9 @@ def malformed(request: http.Request, *, guarded: bool, upgrade: str | None = Non
     for name, value in request.headers.fields:
         if not _TOKEN.match(name):
             return f"a header name holds {_describe(name) if _CONTROL.search(name) else 'a character outside a token'}"
-        if b"\r\n " in value or b"\r\n\t" in value or b"\n " in value or b"\n\t" in value:
-            return f"header {_printable(name)} is folded over several lines (obs-fold)"
         if _CONTROL.search(value):
+            if b"\n " in value or b"\n\t" in value:
+                return f"header {_printable(name)} is folded over several lines (obs-fold)"
             return f"header {_printable(name)} holds {_describe(value)}"
         lower = name.lower()
         if lower == b"content-length":
@@ -199,11 +215,18 @@ def malformed(request: http.Request, *, guarded: bool, upgrade: str | None = Non
         return "Content-Length is not one decimal number"
     if transfer_encodings and [te.lower() for te in transfer_encodings] != [b"chunked"]:
         return "a Transfer-Encoding other than chunked"
-    has_body = bool(transfer_encodings or any(int(cl) for cl in content_lengths) or request.raw_content)
+    body = request.raw_content or b""
+    if content_lengths and int(content_lengths[0]) != len(body):
+        # mitmproxy forwards the agent's Content-Length with the body it read: they must agree, or an
+        # HTTP/1 upstream would frame the request differently (HTTP/2's h2 checks this today; we do
+        # not rely on it).
+        return f"Content-Length {int(content_lengths[0])} does not match the {len(body)}-byte body"
+    has_body = bool(transfer_encodings or any(int(cl) for cl in content_lengths) or body)
     if has_body and method.upper() in _NO_BODY_METHODS:
         return f"a body on {method.decode()}"
-    upgrade = upgrade or requested_upgrade(request.headers)
-    if guarded and upgrade is not None:
+    if upgrade is None:  # not noted when the headers arrived (a flow built by hand): look now
+        upgrade = requested_upgrade(request.headers)
+    if guarded and upgrade:
         return f"protocol upgrade ({upgrade}) is not allowed on a guarded host"
     return None
 

@@ -44,9 +44,10 @@ def agent(sidecar: RunningSidecar) -> requests.Session:
 
 
 def writes(server: Any, method: str | None = None, path_part: str = "") -> list[Any]:
-    """What the upstream received, minus reads and the contact-search lookups policies make."""
+    """What the upstream received, minus reads and the lookups policies (search) and upserts (batch/read) make."""
     return [r for r in server.received
-            if r.method not in ("GET", "HEAD") and not r.path.endswith("/search") and path_part in r.path
+            if r.method not in ("GET", "HEAD") and not r.path.endswith(("/search", "/batch/read"))
+            and path_part in r.path
             and (method is None or r.method == method)]
 
 
@@ -200,7 +201,7 @@ def test_allowed_update_contact_passes_but_a_contractor_may_not_overwrite_an_ema
 
 class _ReadsFail(SandboxHubSpot):
     def handle(self, request: Any) -> Any:
-        if request.method == "GET":
+        if request.method == "GET" or request.path.endswith("/batch/read"):
             from enact_proxy.sandbox._http import json_response
             return json_response(503, {"status": "error", "message": "unavailable", "category": "INTERNAL"})
         return super().handle(request)
@@ -251,6 +252,18 @@ def test_an_action_no_workflow_names_is_refused(sidecar: RunningSidecar, github:
     receipt = sidecar.receipt(response.headers["X-Enact-Receipt"])
     assert receipt["action"] == "github.delete_branch" and receipt["workflow"] is None
     assert receipt["payload"] == {"owner": "acme", "repo": "app", "branch": "agent/old"}
+    assert writes(github) == []
+
+
+def test_release_asset_upload_is_judged_as_github_not_refused_as_an_unknown_host(
+        sidecar: RunningSidecar, github: SandboxGitHub) -> None:
+    response = agent(sidecar).post("https://uploads.github.com/repos/acme/app/releases/1/assets?name=app.zip",
+                                   data=b"PK\x03\x04 binary", headers={"content-type": "application/zip", **AGENT_AUTH})
+    body = assert_github_refusal(response)
+    assert "workflow" in body["message"], body
+    receipt = sidecar.receipt(response.headers["X-Enact-Receipt"])
+    assert receipt["system"] == "github" and receipt["action"].startswith("github.")
+    assert receipt["request"]["host"] == "uploads.github.com"
     assert writes(github) == []
 
 

@@ -9,6 +9,7 @@ lenient parser could run them with the credential the sidecar injects.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -34,6 +35,7 @@ class LoggingUpstream:
         self.server.listen(16)
         self.port = self.server.getsockname()[1]
         self.connections: list[bytearray] = []
+        self.open: list[socket.socket] = []
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -43,7 +45,15 @@ class LoggingUpstream:
             return b"".join(bytes(c) for c in self.connections)
 
     def close(self) -> None:
+        # shutdown() wakes the thread blocked in accept(); close() alone would leave the port listening.
+        with contextlib.suppress(OSError):
+            self.server.shutdown(socket.SHUT_RDWR)
         self.server.close()
+        with self.lock:
+            open_connections, self.open = list(self.open), []
+        for conn in open_connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     def _accept(self) -> None:
         while True:
@@ -54,6 +64,7 @@ class LoggingUpstream:
             log = bytearray()
             with self.lock:
                 self.connections.append(log)
+                self.open.append(conn)
             threading.Thread(target=self._serve, args=(conn, log), daemon=True).start()
 
     def _serve(self, conn: socket.socket, log: bytearray) -> None:
@@ -182,6 +193,11 @@ def smuggle_case(name: str, tls: bool) -> bytes:
         "Transfer-Encoding with a space before the colon": post + b"Transfer-Encoding : chunked\r\nContent-Length: "
         + str(len(issue)).encode() + b"\r\n\r\n" + issue + hidden,
         "Transfer-Encoding xchunked": post + b"Transfer-Encoding: xchunked\r\n\r\n" + hidden,
+        "a quoted chunk extension holding CRLF": post + b"Transfer-Encoding: chunked\r\n\r\n"
+        + b"e;x=\"\r\n\"\r\n" + issue + b"\r\n0\r\n\r\n",
+        "a trailer": post + b"Transfer-Encoding: chunked\r\n\r\n" + b"e\r\n" + issue + b"\r\n0\r\nX-Trailer: "
+        + HIDDEN + b"\r\n\r\n",
+        "a bad chunk size": post + b"Transfer-Encoding: chunked\r\n\r\n" + b"0x5\r\n" + hidden + b"\r\n0\r\n\r\n",
         "a body on GET": read + b"Content-Length: " + str(len(hidden)).encode() + b"\r\n\r\n" + hidden,
         "a body on HEAD": read.replace(b"GET ", b"HEAD ", 1) + b"Content-Length: " + str(len(hidden)).encode()
         + b"\r\n\r\n" + hidden,
@@ -196,22 +212,29 @@ def smuggle_case(name: str, tls: bool) -> bytes:
 #: Each case and the reason its receipt gives. mitmproxy refuses some itself (its 400 page, the
 #: receipt written from the ``error`` hook); a head it cannot parse at all never becomes a flow, so
 #: no hook sees it and there is no receipt (None) -- nothing of it is forwarded either.
-CASES = {
-    "bare CR in a header value": "header X-Note holds a control character (CR)",
-    "bare LF in a header value": None,
-    "obs-fold": "header X-Note is folded over several lines (obs-fold)",
-    "NUL in a header value": "header X-Note holds a control character (NUL)",
-    "CR in a header name": "invalid header name: b'X-No\\rte'",
-    "Content-Length and Transfer-Encoding": "both transfer-encoding and content-length",
-    "Transfer-Encoding and Content-Length": "both transfer-encoding and content-length",
-    "two differing Content-Length": "multiple content-length headers",
-    "Transfer-Encoding gzip, chunked": "a Transfer-Encoding other than chunked",
-    "Transfer-Encoding with a space before the colon": "invalid header name: b'Transfer-Encoding '",
-    "Transfer-Encoding xchunked": "unknown transfer-encoding header",
-    "a body on GET": "a body on GET",
-    "a body on HEAD": "a body on HEAD",
-    "WebSocket upgrade": "protocol upgrade (websocket) is not allowed on a guarded host",
-    "h2c upgrade": "protocol upgrade (h2c) is not allowed on a guarded host",
+CASES: dict[str, tuple[str, str | None]] = {
+    # name: (what the agent gets, the receipt's reason or None when no flow ever exists)
+    "bare CR in a header value": ("400", "header X-Note holds a control character (CR)"),
+    "bare LF in a header value": ("400", None),
+    "obs-fold": ("400", "header X-Note is folded over several lines (obs-fold)"),
+    "NUL in a header value": ("400", "header X-Note holds a control character (NUL)"),
+    "CR in a header name": ("400", "invalid header name: b'X-No\\rte'"),
+    "Content-Length and Transfer-Encoding": ("400", "both transfer-encoding and content-length"),
+    "Transfer-Encoding and Content-Length": ("400", "both transfer-encoding and content-length"),
+    "two differing Content-Length": ("400", "multiple content-length headers"),
+    "Transfer-Encoding gzip, chunked": ("400", "a Transfer-Encoding other than chunked"),
+    "Transfer-Encoding with a space before the colon": ("400", "invalid header name: b'Transfer-Encoding '"),
+    "Transfer-Encoding xchunked": ("400", "unknown transfer-encoding header"),
+    # Errors inside a chunked body: mitmproxy (h11) drops the connection without an answer.
+    "a quoted chunk extension holding CRLF": ("dropped", "HTTP/1 protocol error"),
+    "a bad chunk size": ("dropped", "HTTP/1 protocol error"),
+    # mitmproxy 11.0.2 raises NotImplementedError on HTTP/1 trailers: no answer, the connection stays
+    # open until the agent gives up; nothing is forwarded and no hook runs.
+    "a trailer": ("no answer", None),
+    "a body on GET": ("400", "a body on GET"),
+    "a body on HEAD": ("400", "a body on HEAD"),
+    "WebSocket upgrade": ("400", "protocol upgrade (websocket) is not allowed on a guarded host"),
+    "h2c upgrade": ("400", "protocol upgrade (h2c) is not allowed on a guarded host"),
 }
 
 
@@ -219,14 +242,21 @@ CASES = {
 def test_no_framing_trick_gets_a_hidden_request_to_the_upstream(smuggling_sidecar: RunningSidecar,
                                                                  upstream: LoggingUpstream, tls: bool) -> None:
     sidecar = smuggling_sidecar
-    for case in CASES:
+    for case, (outcome, _reason) in CASES.items():
         with open_agent(sidecar, tls) as sock:
+            sock.settimeout(2 if outcome == "no answer" else 10)
             sock.sendall(smuggle_case(case, tls))
-            status, headers, body = read_response(sock)
-            assert status == 400, (case, status, body)
-            # The attack's second half: the agent's next request on the same connection. The sidecar
-            # has closed it, so nothing can complete a prefix left anywhere.
-            assert closed(sock), case
+            if outcome == "400":
+                status, headers, body = read_response(sock)
+                assert status == 400, (case, status, body)
+                # The attack's second half: the agent's next request on the same connection. The
+                # sidecar has closed it, so nothing can complete a prefix left anywhere.
+                assert closed(sock), case
+            elif outcome == "dropped":
+                assert closed(sock), case
+            else:
+                with pytest.raises(TimeoutError):
+                    sock.recv(65536)
         assert b"refs/heads/main" not in upstream.received, (case, upstream.received)
         assert b"PATCH" not in upstream.received, case
         assert not upstream.received, (case, upstream.received)  # nothing of a refused request went up
@@ -235,7 +265,7 @@ def test_no_framing_trick_gets_a_hidden_request_to_the_upstream(smuggling_sideca
     def refusals() -> list[str]:
         return [r["reason"] for r in sidecar.receipts() if r["reason"].startswith("malformed request: ")]
 
-    expected = [r for r in CASES.values() if r is not None]
+    expected = [reason for _outcome, reason in CASES.values() if reason is not None]
     wait_until(lambda: len(refusals()) == len(expected), what="a receipt per refused request")
     for reason in expected:
         assert len([r for r in refusals() if reason in r]) == expected.count(reason), (reason, refusals())
@@ -354,3 +384,20 @@ def test_http2_request_passes_and_arrives_as_http1(smuggling_sidecar: RunningSid
     assert status == 200 and headers[b"x-enact-decision"] == b"PASS"
     assert upstream.received.startswith(b"GET /repos/acme/app HTTP/1.1\r\n")
     assert b"x-note: fine\r\n" in upstream.received
+
+
+@pytest.mark.parametrize("declared", [2, 400])
+def test_http2_content_length_that_disagrees_with_the_body_never_reaches_an_http1_upstream(
+        smuggling_sidecar: RunningSidecar, upstream: LoggingUpstream, declared: int) -> None:
+    """H2.CL: an HTTP/1 upstream would trust the forwarded Content-Length and read the rest as a request."""
+    issue = b'{"title": "t"}'
+    body = issue + b"POST /repos/acme/app/git/refs HTTP/1.1\r\nHost: api.github.com\r\nContent-Length: 0\r\n\r\n"
+    status, headers, answer = _h2_request(smuggling_sidecar, [
+        (b":method", b"POST"), (b":scheme", b"https"), (b":authority", b"api.github.com"),
+        (b":path", b"/repos/acme/app/issues"), (b"content-type", b"application/json"),
+        (b"content-length", str(declared).encode())], body)
+    # mitmproxy's h2 layer resets the stream (no response); hygiene would answer 400 if it did not.
+    # (With HEADERS and DATA in one read, h2 raises before mitmproxy sees the request: no flow exists,
+    # so no hook, and no receipt, as for an HTTP/1 head mitmproxy cannot parse.)
+    assert status in (None, 400), (status, answer)
+    assert not upstream.received, upstream.received
