@@ -246,7 +246,7 @@ class Engine:
         wanted: list[tuple[Verdict, str, Claim]] = []
         for verdict in judgement.verdicts:
             if verdict.forwards and verdict.context is not None:
-                wanted.extend((verdict, policy, claim) for policy, claim in verdict.context._claims)
+                wanted.extend((verdict, policy, claim) for policy, claim in verdict.context._claims or ())
         if not wanted:
             return
         if self.state is None:

@@ -75,7 +75,7 @@ def evaluate(policies: Iterable[Policy], ctx: WorkflowContext) -> list[PolicyRes
     results = []
     for policy in policies:
         name = policy_name(policy)
-        claimed = len(ctx._claims)
+        claimed = len(ctx._claims) if ctx._claims else 0
         ctx._policy = name
         try:
             outcome = policy(ctx)
@@ -86,7 +86,7 @@ def evaluate(policies: Iterable[Policy], ctx: WorkflowContext) -> list[PolicyRes
                 outcome = failed(name, f"policy returned {type(outcome).__name__}, not a PolicyResult")
             elif outcome.policy != name:
                 outcome = outcome.model_copy(update={"policy": name})
-        if not outcome.passed:
+        if not outcome.passed and ctx._claims:
             del ctx._claims[claimed:]
         results.append(outcome)
     ctx._policy = ""
