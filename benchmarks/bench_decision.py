@@ -86,7 +86,7 @@ def enact_decision(tmp: Path) -> Callable[[], Any]:
         verdict = engine.judge(action, systems)
         if verdict.decision is not Decision.PASS or len(verdict.policy_results) != len(ALL_POLICIES):
             raise RuntimeError(f"expected a PASS by every policy, got {verdict.decision}: {verdict.reason}")
-        return key.signed({**engine.draft(verdict), "prev_hash": prev["hash"]})
+        return key.signed({**engine.draft(verdict).body(), "kind": "receipt", "seq": 1, "prev_hash": prev["hash"]})
 
     return decide
 

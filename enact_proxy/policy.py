@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import validate_call
 
-from enact_proxy.models import PolicyResult, WorkflowContext
+from enact_proxy.models import CLAIMS, PolicyResult, WorkflowContext
 
 Policy = Callable[[WorkflowContext], PolicyResult]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -71,23 +71,28 @@ def failed(policy: str, reason: str) -> PolicyResult:
 
 
 def evaluate(policies: Iterable[Policy], ctx: WorkflowContext) -> list[PolicyResult]:
-    """Every policy's result; the claims a policy stated are kept only when it passed."""
+    """Every policy's result; the claims a policy stated (``ctx.claim``) are kept only when it passed."""
     results = []
-    for policy in policies:
-        name = policy_name(policy)
-        claimed = len(ctx._claims) if ctx._claims else 0
-        ctx._policy = name
-        try:
-            outcome = policy(ctx)
-        except Exception as exc:  # noqa: BLE001 - a raising policy is a failed check, never a crash
-            outcome = failed(name, f"policy raised {type(exc).__name__}: {exc}")
-        else:
-            if not isinstance(outcome, PolicyResult) or not isinstance(outcome.passed, bool):
-                outcome = failed(name, f"policy returned {type(outcome).__name__}, not a PolicyResult")
-            elif outcome.policy != name:
-                outcome = outcome.model_copy(update={"policy": name})
-        if not outcome.passed and ctx._claims:
-            del ctx._claims[claimed:]
-        results.append(outcome)
-    ctx._policy = ""
+    claims: list[tuple[str, Any]] = []
+    try:
+        for policy in policies:
+            name = policy_name(policy)
+            before = len(claims)
+            CLAIMS.set((name, claims))
+            try:
+                outcome = policy(ctx)
+            except Exception as exc:  # noqa: BLE001 - a raising policy is a failed check, never a crash
+                outcome = failed(name, f"policy raised {type(exc).__name__}: {exc}")
+            else:
+                if not isinstance(outcome, PolicyResult) or not isinstance(outcome.passed, bool):
+                    outcome = failed(name, f"policy returned {type(outcome).__name__}, not a PolicyResult")
+                elif outcome.policy != name:
+                    outcome = outcome.model_copy(update={"policy": name})
+            if not outcome.passed:
+                del claims[before:]
+            results.append(outcome)
+    finally:
+        CLAIMS.set(None)
+    if claims:
+        ctx._claims = claims
     return results
