@@ -334,8 +334,7 @@ class Engine:
             action=action.full_name if action else None,
             payload=payload,
             request=RequestSummary.model_construct(**request) if request is not None else None,
-            policy_results=[PolicyResult.model_construct(policy=r.policy, passed=r.passed, reason=scrub(r.reason))
-                            for r in verdict.policy_results],
+            policy_results=[_scrubbed(r, scrub) for r in verdict.policy_results],
             decision=verdict.decision,
             reason=scrub(verdict.reason),
             mode=verdict.mode,
@@ -349,6 +348,15 @@ class Engine:
             signature=None,
             kind="receipt",
         )
+
+
+def _scrubbed(result: PolicyResult, scrub: Callable[[str], str]) -> PolicyResult:
+    """The result as a receipt may carry it: the same object unless its reason held a secret
+    (results are never changed after judging, and a copy per policy per decision shows in profiles)."""
+    reason = scrub(result.reason)
+    if reason is result.reason:
+        return result
+    return PolicyResult.model_construct(policy=result.policy, passed=result.passed, reason=reason)
 
 
 def _scoped(policy: str, claim: Claim) -> Claim:
