@@ -40,8 +40,18 @@ def test_invisible_characters_anywhere_change_nothing(email, inserts):
     assert canonical_email(spelled) == canonical_email(email)
 
 
-@given(address, st.sampled_from([str.upper, str.lower, str.title, str.swapcase]),
-       st.sampled_from(["", " ", "\t", "\n "]))
+def _case_stable(char: str) -> bool:
+    """Letters whose upper and lower case fold to the same thing. Not all do: the dotless ı upper-cases to
+    I, which folds to i — a different letter by Unicode's rules, and rightly a different address."""
+    return all(f(char).casefold() == char.casefold() for f in (str.upper, str.lower, str.title))
+
+
+cased = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x2FF, blacklist_characters="@")
+                .filter(_case_stable), min_size=1, max_size=12)
+
+
+@given(st.builds(lambda a, b: f"{a}@{b}.com", cased, cased),
+       st.sampled_from([str.upper, str.lower, str.title, str.swapcase]), st.sampled_from(["", " ", "\t", "\n "]))
 def test_case_and_surrounding_whitespace_change_nothing(email, recase, pad):
     assert canonical_email(pad + recase(email) + pad) == canonical_email(email)
 
