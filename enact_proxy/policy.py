@@ -48,6 +48,13 @@ def stateful(*actions: str) -> Callable[[F], F]:
     return looks_up(*actions)
 
 
+def asks_a_person(fn: F) -> F:
+    """Mark a policy that puts the action to a person (``require_approval``): it runs only once every
+    other policy passed, so nobody is asked to approve what would be refused anyway."""
+    fn.asks_a_person = True  # type: ignore[attr-defined]
+    return fn
+
+
 def may_block(policy: Any, action: str | None) -> bool:
     """Whether judging ``action`` may make ``policy`` wait on I/O; unmarked policies are assumed to."""
     lookups = getattr(policy, "lookup_actions", None)
@@ -71,28 +78,40 @@ def failed(policy: str, reason: str) -> PolicyResult:
 
 
 def evaluate(policies: Iterable[Policy], ctx: WorkflowContext) -> list[PolicyResult]:
-    """Every policy's result; the claims a policy stated (``ctx.claim``) are kept only when it passed."""
-    results = []
+    """Every policy's result, in order; the claims a policy stated (``ctx.claim``) are kept only when it
+    passed. Policies that ask a person run last, and only when every other policy passed."""
+    policies = list(policies)
+    results: list[PolicyResult | None] = [None] * len(policies)
     claims: list[tuple[str, Any]] = []
+    later = [i for i, p in enumerate(policies) if getattr(p, "asks_a_person", False)]
     try:
-        for policy in policies:
-            name = policy_name(policy)
-            before = len(claims)
-            CLAIMS.set((name, claims))
-            try:
-                outcome = policy(ctx)
-            except Exception as exc:  # noqa: BLE001 - a raising policy is a failed check, never a crash
-                outcome = failed(name, f"policy raised {type(exc).__name__}: {exc}")
-            else:
-                if not isinstance(outcome, PolicyResult) or not isinstance(outcome.passed, bool):
-                    outcome = failed(name, f"policy returned {type(outcome).__name__}, not a PolicyResult")
-                elif outcome.policy != name:
-                    outcome = outcome.model_copy(update={"policy": name})
-            if not outcome.passed:
-                del claims[before:]
-            results.append(outcome)
+        for i, policy in enumerate(policies):
+            if i not in later:
+                results[i] = _run(policy, ctx, claims)
+        refused = [r.policy for r in results if r is not None and not r.passed]
+        for i in later:
+            results[i] = _run(policies[i], ctx, claims) if not refused else failed(
+                policy_name(policies[i]), f"not put to a person: refused by {', '.join(refused)}")
     finally:
         CLAIMS.set(None)
     if claims:
         ctx._claims = claims
-    return results
+    return [r for r in results if r is not None]
+
+
+def _run(policy: Policy, ctx: WorkflowContext, claims: list[tuple[str, Any]]) -> PolicyResult:
+    name = policy_name(policy)
+    before = len(claims)
+    CLAIMS.set((name, claims))
+    try:
+        outcome = policy(ctx)
+    except Exception as exc:  # noqa: BLE001 - a raising policy is a failed check, never a crash
+        outcome = failed(name, f"policy raised {type(exc).__name__}: {exc}")
+    else:
+        if not isinstance(outcome, PolicyResult) or not isinstance(outcome.passed, bool):
+            outcome = failed(name, f"policy returned {type(outcome).__name__}, not a PolicyResult")
+        elif outcome.policy != name:
+            outcome = outcome.model_copy(update={"policy": name})
+    if not outcome.passed:
+        del claims[before:]
+    return outcome

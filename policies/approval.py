@@ -12,7 +12,7 @@ import time
 from datetime import timedelta
 
 from enact_proxy.models import PolicyResult, WorkflowContext
-from enact_proxy.policy import factory, failed, passed, stateful
+from enact_proxy.policy import asks_a_person, factory, failed, passed, stateful
 from enact_proxy.state import Approval, UseGrant, approval_digest
 
 NAME = "require_approval"
@@ -28,6 +28,7 @@ def require_approval(actions: list[str], expires_minutes: int = 60, hold_seconds
     if not 0 <= hold_seconds <= 300:
         raise ValueError("hold_seconds must be between 0 and 300")
 
+    @asks_a_person
     @stateful(*actions)
     def require_approval(ctx: WorkflowContext) -> PolicyResult:
         action = ctx.full_action

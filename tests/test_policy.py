@@ -97,3 +97,27 @@ def test_claims_are_attributed_to_their_policy_and_dropped_when_it_fails():
     ctx = make_context(None, {})
     evaluate([claims_and_passes, claims_and_fails, claims_and_raises], ctx)
     assert ctx._claims == [("claims_and_passes", Unique("a"))]
+
+
+def test_a_policy_that_asks_a_person_runs_only_once_every_other_policy_passed():
+    from enact_proxy.policy import asks_a_person
+
+    asked = []
+
+    @asks_a_person
+    def person(ctx):
+        asked.append(ctx.workflow)
+        return failed("person", "pending")
+
+    def refusing(ctx):
+        return failed("refusing", "no")
+
+    def fine(ctx):
+        return passed("fine", "ok")
+
+    results = evaluate([person, refusing, fine], make_context(None, {}, workflow="w"))
+    assert asked == []  # nobody is asked to approve what is refused anyway
+    assert [(r.policy, r.passed) for r in results] == [("person", False), ("refusing", False), ("fine", True)]
+    assert results[0].reason == "not put to a person: refused by refusing"
+    results = evaluate([person, fine], make_context(None, {}, workflow="w"))
+    assert asked == ["w"] and [r.policy for r in results] == ["person", "fine"]
