@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import re
 import secrets
 import shutil
 import signal
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import requests
 import yaml
 
 from enact_proxy.launcher import SidecarProcess, start_sidecar
@@ -34,6 +36,7 @@ POLICIES: list[Any] = [
     {"max_files_per_commit": {"max_files": 20}},
     {"require_branch_prefix": {"prefix": "agent/"}},
     "no_unbounded_write",
+    {"require_approval": {"actions": ["postgres.delete_row"], "expires_minutes": 10}},
 ]
 WORKFLOWS = {
     "new_lead_workflow": ["hubspot.create_contact", "hubspot.create_deal", "hubspot.create_task"],
@@ -96,7 +99,7 @@ def run_demo(directory: Path, *, keep: bool = False) -> int:
         if database is not None and main.postgres and contractor is not None and contractor.postgres:
             env["DATABASE_URL"] = _agent_db_url(main.postgres, database)
             env["CONTRACTOR_DATABASE_URL"] = _agent_db_url(contractor.postgres, database)
-        seen = _run_agent(env, clock)
+        seen = _run_agent(env, clock, main)
         receipts = read_receipts(main.receipts_dir)
         if contractor is not None:
             receipts += read_receipts(contractor.receipts_dir)
@@ -161,7 +164,7 @@ def _sidecar(stack: contextlib.ExitStack, directory: Path, systems: dict[str, An
     return sidecar
 
 
-def _run_agent(env: dict[str, str], clock: float) -> list[dict[str, Any]]:
+def _run_agent(env: dict[str, str], clock: float, sidecar: SidecarProcess) -> list[dict[str, Any]]:
     _say("\nThe sample agent (plain requests, PyGithub, hubspot-api-client, git, psycopg) tries its actions:\n")
     _say(f"  {'ATTEMPT':<54} {'EXPECT':<6}  WHAT THE AGENT SAW")
     process = subprocess.Popen([sys.executable, "-m", "enact_proxy.demo_agent"], env=env, stdout=subprocess.PIPE,
@@ -181,10 +184,27 @@ def _run_agent(env: dict[str, str], clock: float) -> list[dict[str, Any]]:
         seen.append(item)
         mark = "ok" if item["ok"] else "!!"
         _say(f"{mark} {item['label'][:54]:<54} {item['expect']:<6}  {item['seen'][:110]}")
+        held = PENDING.search(item["seen"])
+        if held:
+            _approve(sidecar, held.group(1))
     process.wait()
     if process.returncode:
         _say("sample agent failed:\n" + (process.stderr.read() if process.stderr else ""))
     return seen
+
+
+PENDING = re.compile(r"approval ([0-9a-f-]{36}) is pending")
+
+
+def _approve(sidecar: SidecarProcess, approval_id: str) -> None:
+    """The person in the loop: approves through the admin API, as `enact-proxy approvals approve` does."""
+    token = (sidecar.directory / "certs" / "admin.token").read_text().strip()
+    session = requests.Session()
+    session.trust_env = False
+    answer = session.post(f"http://{sidecar.admin}/api/approvals/{approval_id}/approve",
+                          json={"reason": "the demo's person approves"},
+                          headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    _say(f"   a person approves it (enact-proxy approvals approve {approval_id}): HTTP {answer.status_code}")
 
 
 def _print_decisions(receipts: list[Receipt]) -> None:

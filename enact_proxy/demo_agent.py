@@ -12,9 +12,11 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -140,12 +142,30 @@ def postgres_steps(url: str, contractor_url: str | None) -> None:
             or "ok")
         attempt("psycopg: DELETE FROM crm_contacts (no WHERE)", "BLOCK",
                 lambda: conn.execute("DELETE FROM crm_contacts").statusmessage or "ok")
+        forget = "DELETE FROM crm_contacts WHERE email = 'jane@acme.com'"
+        attempt("psycopg: DELETE one contact (held for a person)", "BLOCK",
+                lambda: conn.execute(forget).statusmessage or "ok")
+        attempt("psycopg: the same DELETE, retried once approved", "PASS", lambda: _retry(conn, forget))
         attempt("psycopg: SELECT count(*)", "PASS",
                 lambda: f"{(conn.execute('SELECT count(*) FROM crm_contacts').fetchone() or [0])[0]} row(s)")
     if contractor_url:
         with psycopg.connect(contractor_url, autocommit=True) as conn:
             attempt("psycopg as contractor: UPDATE crm_contacts SET email", "BLOCK", lambda: conn.execute(
                 "UPDATE crm_contacts SET email = %s WHERE id = %s", ("x@y.z", 1)).statusmessage or "ok")
+
+
+def _retry(conn: Any, statement: str, seconds: float = 20.0) -> str:
+    """What an agent does with "retry the same request once it is approved": try again for a while."""
+    import psycopg
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return conn.execute(statement).statusmessage or "ok"
+        except psycopg.errors.InsufficientPrivilege:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
 
 
 def egress_steps() -> None:

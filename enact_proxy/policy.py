@@ -83,7 +83,9 @@ def evaluate(policies: Iterable[Policy], ctx: WorkflowContext) -> list[PolicyRes
     policies = list(policies)
     results: list[PolicyResult | None] = [None] * len(policies)
     claims: list[tuple[str, Any]] = []
-    later = [i for i, p in enumerate(policies) if getattr(p, "asks_a_person", False)]
+    # Only for actions such a policy would hold: for the rest it runs like any other (and passes).
+    later = [i for i, p in enumerate(policies) if getattr(p, "asks_a_person", False)
+             and ctx.full_action is not None and may_block(p, ctx.full_action)]
     try:
         for i, policy in enumerate(policies):
             if i not in later:
@@ -91,7 +93,7 @@ def evaluate(policies: Iterable[Policy], ctx: WorkflowContext) -> list[PolicyRes
         refused = [r.policy for r in results if r is not None and not r.passed]
         for i in later:
             results[i] = _run(policies[i], ctx, claims) if not refused else failed(
-                policy_name(policies[i]), f"not put to a person: refused by {', '.join(refused)}")
+                policy_name(policies[i]), f"not put to a person (refused by {', '.join(refused)})")
     finally:
         CLAIMS.set(None)
     if claims:

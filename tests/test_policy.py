@@ -100,11 +100,12 @@ def test_claims_are_attributed_to_their_policy_and_dropped_when_it_fails():
 
 
 def test_a_policy_that_asks_a_person_runs_only_once_every_other_policy_passed():
-    from enact_proxy.policy import asks_a_person
+    from enact_proxy.policy import asks_a_person, looks_up
 
     asked = []
 
     @asks_a_person
+    @looks_up("hubspot.create_contact")
     def person(ctx):
         asked.append(ctx.workflow)
         return failed("person", "pending")
@@ -115,9 +116,12 @@ def test_a_policy_that_asks_a_person_runs_only_once_every_other_policy_passed():
     def fine(ctx):
         return passed("fine", "ok")
 
-    results = evaluate([person, refusing, fine], make_context(None, {}, workflow="w"))
+    held = "hubspot.create_contact"
+    results = evaluate([person, refusing, fine], make_context(held, {}, workflow="w"))
     assert asked == []  # nobody is asked to approve what is refused anyway
     assert [(r.policy, r.passed) for r in results] == [("person", False), ("refusing", False), ("fine", True)]
-    assert results[0].reason == "not put to a person: refused by refusing"
-    results = evaluate([person, fine], make_context(None, {}, workflow="w"))
+    assert results[0].reason == "not put to a person (refused by refusing)"
+    results = evaluate([person, fine], make_context(held, {}, workflow="w"))
     assert asked == ["w"] and [r.policy for r in results] == ["person", "fine"]
+    evaluate([person, refusing], make_context("hubspot.create_deal", {}, workflow="x"))
+    assert asked == ["w", "x"]  # an action it does not hold: it runs like any other policy

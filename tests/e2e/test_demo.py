@@ -21,13 +21,19 @@ def test_demo_runs_every_front_door_and_verifies_its_receipts(tmp_path: Path) ->
     assert not [line for line in lines if line.startswith("!!")], out
     for expected in ("[remote rejected] main -> main (Blocked by Enact: no_push_to_main",
                      "Blocked by Enact: no_unbounded_write", "Blocked by Enact: contractor_cannot_write_pii",
-                     "Blocked by Enact: no_duplicate_contacts", "proxy refused the CONNECT: 403"):
+                     "Blocked by Enact: no_duplicate_contacts", "proxy refused the CONNECT: 403",
+                     "Blocked by Enact: require_approval: approval ", "a person approves it"):
         assert expected in out, expected
     assert "first decision" in out
     assert out.count("signatures and hash chain verified") == 2, out
     log = tmp_path / "demo" / "agent" / "receipts"
     receipts = [r for r in log_records(log) if r["kind"] == "receipt"]
     assert len(receipts) >= 20
+    approvals = [r for r in receipts if r["action"] == "enact.approve"]
+    assert len(approvals) == 1 and approvals[0]["actor_email"] == "admin"
+    approved = [r for r in receipts if r.get("approval")]
+    assert [(r["action"], r["approval"]["id"]) for r in approved] == [
+        ("postgres.delete_row", approvals[0]["payload"]["approval_id"])]
     # Credential isolation: the sandbox tokens the sidecar injected never reach a receipt.
     text = b"".join(p.read_bytes() for p in log.glob("*/*.jsonl"))
     assert b"ghp_" not in text and b"pat-na1-" not in text
