@@ -312,6 +312,9 @@ def hubspot_wire():
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.get(re.compile(r"http://hs\.test/.*"), status=404,
                  json={"status": "error", "message": "not found", "category": "OBJECT_NOT_FOUND"})
+        # HubSpot's batch read answers 207 with no results (and an error per id) for ids it does not have.
+        mock.post(re.compile(r"http://hs\.test/crm/v3/objects/\w+/batch/read"), status=207,
+                  json={"status": "COMPLETE", "results": [], "numErrors": 1, "errors": []})
         yield HubSpotWire(HubSpotConfig(upstream="http://hs.test"), environ={})
 
 
