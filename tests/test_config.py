@@ -140,7 +140,7 @@ def test_the_shipped_example_config_is_valid() -> None:
 
     config = load_config(Path(__file__).resolve().parents[1] / "enact.example.yaml")
     assert set(config.systems) == {"hubspot", "github", "postgres"}
-    assert len(config.policies) == 9
+    assert len(config.policies) == 10
 
 
 # --- generated action names (connectors/routes): allowed by name, typos answered with the nearest ---
