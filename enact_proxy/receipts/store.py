@@ -29,7 +29,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
@@ -181,7 +181,7 @@ class Ticket:
         self.intent_seq = intent_seq
         self._closed = False
 
-    def close(self, actions_taken: list[ActionResult | dict[str, Any]],
+    def close(self, actions_taken: Sequence[ActionResult | dict[str, Any]],
               redacted: list[str] | None = None) -> Future[Receipt]:
         if self._closed:
             raise RuntimeError(f"receipt {self.run_id} already closed")
