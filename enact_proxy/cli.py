@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -12,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from enact_proxy.config import ConfigError, load_config
-from enact_proxy.models import Receipt
+from enact_proxy.models import Receipt, parse_record
 from enact_proxy.receipts.checkpoint import LOG_PUB_FILE, load_verifier
 from enact_proxy.receipts.note import Verifier
 from enact_proxy.receipts.signing import KEY_ENV, ReceiptKey
-from enact_proxy.receipts.verify import read_receipts, read_records, verify_log
+from enact_proxy.receipts.verify import read_receipt_dicts, read_records, verify_log
 from enact_proxy.terminal import printable
 
 # The exit status of a command whose reader went away (`enact-proxy receipts list | head`), as a
@@ -245,11 +246,17 @@ def _list(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
-    rows = [r for r in read_receipts(directory)
-            if (not args.decision or r.decision.value == args.decision)
-            and (not args.action or args.action in (r.action, str(r.action or "").split(".")[-1]))
-            and (since is None or _when(r.timestamp) >= since)]
-    rows.sort(key=lambda r: (r.timestamp, r.seq or 0), reverse=True)
+    found = [r for r in read_receipt_dicts(directory)
+             if (not args.decision or r.get("decision") == args.decision)
+             and (not args.action or args.action in (r.get("action"), str(r.get("action") or "").split(".")[-1]))
+             and (since is None or _when(str(r.get("timestamp", ""))) >= since)]
+    found.sort(key=lambda r: (str(r.get("timestamp", "")), r.get("seq") or 0), reverse=True)
+    rows = []  # typed only what is shown: a long log holds far more than a screen
+    for raw in found[: args.limit]:
+        with contextlib.suppress(ValueError):
+            record = parse_record(raw)
+            if isinstance(record, Receipt):
+                rows.append(record)
     if args.json:
         for r in rows[: args.limit]:
             print(_json_line(r))
@@ -259,7 +266,7 @@ def _list(args: argparse.Namespace) -> int:
         when = printable(r.timestamp[:19].replace("T", " "))
         action = printable(r.action or f"workflow {r.workflow}")
         print(f"{when:<20} {r.decision.value:<8} {action:<26} {printable(r.run_id):<36}  {_short(r.reason)}")
-    print(f"{min(len(rows), args.limit)} of {len(rows)} receipt(s) in {directory}")
+    print(f"{len(rows)} of {len(found)} receipt(s) in {directory}")
     return 0
 
 

@@ -82,18 +82,6 @@ def _receipts_newest_first(directory: Path, hints: list[bytes], stats: dict[str,
                 continue
             if isinstance(record, dict) and record.get("kind") == "receipt":
                 yield record
-    yield from _legacy_files(directory)
-
-
-def _legacy_files(directory: Path) -> Iterator[dict[str, Any]]:
-    """One file per receipt (the format before the segmented log), read whole: such folders are small."""
-    for path in directory.glob("*/*.json"):
-        try:
-            record = json.loads(path.read_bytes())
-        except (OSError, ValueError):
-            continue
-        if isinstance(record, dict) and "run_id" in record:
-            yield record
 
 
 def query(directory: Path, *, decision: str | None = None, action: str | None = None, actor: str | None = None,

@@ -338,3 +338,15 @@ def read_records(directory: Path | str) -> Iterator[Intent | Receipt]:
 
 def read_receipts(directory: Path | str) -> list[Receipt]:
     return [r for r in read_records(directory) if isinstance(r, Receipt)]
+
+
+def read_receipt_dicts(directory: Path | str) -> Iterator[dict[str, Any]]:
+    """Every receipt record as parsed JSON, in log order: cheap to filter; type only what is shown
+    (``parse_record``), since building a model per record of a long log costs minutes."""
+    for line in iter_lines(list_segments(Path(directory))):
+        try:
+            record = loads(line.data)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("kind") == "receipt":
+            yield record
