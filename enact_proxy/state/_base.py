@@ -192,9 +192,11 @@ def check(claims: Sequence[Claim], now: datetime, tx: Tx) -> Conflict | None:
                 return Conflict(index=index, count=1, in_request=False)
             uniques.add(claim.key)
         elif isinstance(claim, UseGrant):
-            used = tx.run("UPDATE enact_approvals SET status = 'used', used_at = ? "
-                          "WHERE id = ? AND status = 'approved' AND expires_at > ?", (at, claim.approval_id, at))
-            if used != 1:
+            # RETURNING, not a row count: a pipelined transaction has its results only once fetched.
+            used = tx.query("UPDATE enact_approvals SET status = 'used', used_at = ? "
+                            "WHERE id = ? AND status = 'approved' AND expires_at > ? RETURNING id",
+                            (at, claim.approval_id, at))
+            if len(used) != 1:
                 return Conflict(index=index, count=1, in_request=False)
         else:  # pragma: no cover - the engine only builds these kinds
             raise TypeError(f"not a claim: {type(claim).__name__}")
