@@ -322,7 +322,7 @@ def profile_run(binary: str, workdir: Path, pg: PgServer, *, seconds: float, cli
         if not raw.exists():
             raise RuntimeError(f"py-spy wrote nothing:\n{err}")
         stacks = raw.read_text(errors="replace").splitlines()
-        summary = summarise_stacks(stacks, enact.pid)
+        summary = summarise_stacks(stacks)
         keep = Path(tempfile.gettempdir()) / raw.name
         shutil.copy(raw, keep)
         return {"mode": mode, "rate": rate, "seconds": seconds, "clients": clients, "tps": sample["tps"],
@@ -331,7 +331,7 @@ def profile_run(binary: str, workdir: Path, pg: PgServer, *, seconds: float, cli
         enact.stop()
 
 
-def summarise_stacks(lines: list[str], sidecar_pid: int) -> dict[str, Any]:
+def summarise_stacks(lines: list[str]) -> dict[str, Any]:
     """Inclusive sample shares per bucket, per process (sidecar vs its children), and top self frames."""
     total: collections.Counter[str] = collections.Counter()
     buckets: dict[str, collections.Counter[str]] = {}
@@ -342,7 +342,10 @@ def summarise_stacks(lines: list[str], sidecar_pid: int) -> dict[str, Any]:
             continue
         count = int(count_text)
         frames = stack.split(";")
-        process = "sidecar" if f"({sidecar_pid})" in frames[0] or str(sidecar_pid) in frames[0] else "writer"
+        # --subprocesses: a child's stack starts "process <sidecar>...;process <child>...;..."
+        owners = [f for f in frames[:3] if f.startswith("process ")]
+        process = "sidecar" if len(owners) <= 1 else ("receipt writer" if "receipts.process" in owners[-1]
+                                                      else owners[-1].split(":", 1)[0])
         total[process] += count
         per = buckets.setdefault(process, collections.Counter())
         for label, needle in PROFILE_BUCKETS:

@@ -13,8 +13,8 @@ def _ctx() -> WorkflowContext:
 
 
 def test_each_context_starts_with_its_own_empty_claims() -> None:
-    # The claims list comes from a default factory (not the builtin ``list``, see models.py): it must
-    # still be a new list per context, or one request's claims would leak into the next.
+    # The claims list is a private default (not default_factory=list, see models.py): pydantic must
+    # copy it per context, or one request's claims would leak into the next.
     first, second = _ctx(), _ctx()
     first.claim("a claim")
     assert first._claims == [("", "a claim")]
