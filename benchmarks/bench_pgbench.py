@@ -45,7 +45,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -185,16 +186,40 @@ def start_enact(workdir: Path, pg: PgServer) -> Proc:
     return Proc("enact", sidecar.process, sidecar.postgres, sidecar.output)
 
 
+@dataclass(frozen=True)
+class Target:
+    address: str
+    login: dict[str, str]
+    pid: int | None  # the proxy's process (None: direct)
+
+
+def cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU time (user + system) so far of a process and, separately, of all its children."""
+    import psutil
+
+    root = psutil.Process(pid)
+
+    def used(p: psutil.Process) -> float:
+        t = p.cpu_times()
+        return float(t.user + t.system)
+
+    children = 0.0
+    for child in root.children(recursive=True):
+        with suppress(psutil.NoSuchProcess):
+            children += used(child)
+    return {"proxy": used(root), "children": children}
+
+
 @contextmanager
 def paths(workdir: Path, pg: PgServer, targets: tuple[str, ...],
-          max_clients: int) -> Iterator[dict[str, tuple[str, dict[str, str]]]]:
-    """Each target: its host:port and the login environment pgbench needs there."""
+          max_clients: int) -> Iterator[dict[str, Target]]:
+    """Each target: its host:port, the login environment pgbench needs there, and its proxy's pid."""
     with_password = {"PGUSER": pg.user, "PGPASSWORD": pg.password, "PGDATABASE": pg.dbname}
-    found: dict[str, tuple[str, dict[str, str]]] = {}
+    found: dict[str, Target] = {}
     with ExitStack() as stack:
         for target in targets:
             if target == "direct":
-                found[target] = (f"{pg.host}:{pg.port}", with_password)
+                found[target] = Target(f"{pg.host}:{pg.port}", with_password, None)
                 continue
             if target == "pgbouncer":
                 proc = start_pgbouncer(workdir / "pgbouncer", pg, max_clients)
@@ -206,7 +231,7 @@ def paths(workdir: Path, pg: PgServer, targets: tuple[str, ...],
                 proc = start_enact(workdir / "enact", pg)
                 login = {"PGUSER": "agent", "PGDATABASE": "app"}  # no password: credential isolation
             stack.callback(proc.stop)
-            found[target] = (proc.address, login)
+            found[target] = Target(proc.address, login, proc.pid)
         yield found
 
 
@@ -238,7 +263,7 @@ def run_once(binary: str, address: str, login: dict[str, str], args: list[str]) 
 RATIOS = (("pgbouncer", "direct"), ("mitmproxy", "direct"), ("enact", "direct"), ("enact", "pgbouncer"))
 
 
-def side_by_side(binary: str, targets: dict[str, tuple[str, dict[str, str]]], order: tuple[str, ...], *,
+def side_by_side(binary: str, targets: dict[str, Target], order: tuple[str, ...], *,
                  runs: int, seconds: float, clients: tuple[int, ...]) -> list[dict[str, Any]]:
     rows = []
     for workload in WORKLOADS:
@@ -247,17 +272,28 @@ def side_by_side(binary: str, targets: dict[str, tuple[str, dict[str, str]]], or
             samples: dict[str, list[dict[str, float]]] = {t: [] for t in order}
             for _ in range(runs):
                 for target in order:
-                    address, login = targets[target]
-                    sample = run_once(binary, address, login, args)
+                    where = targets[target]
+                    before = cpu_seconds(where.pid) if where.pid is not None else None
+                    sample = run_once(binary, where.address, where.login, args)
+                    cpu = ""
+                    if before is not None and where.pid is not None:
+                        # CPU per transaction: robust to other load on the machine, unlike tps
+                        after = cpu_seconds(where.pid)
+                        transactions = sample["tps"] * seconds
+                        for part in ("proxy", "children"):
+                            sample[f"cpu_us_{part}"] = 1e6 * (after[part] - before[part]) / transactions
+                        cpu = f"  cpu/tx {sample['cpu_us_proxy']:.0f} us + children {sample['cpu_us_children']:.0f} us"
                     samples[target].append(sample)
                     print(f"  {workload:11} c={count} {target:9} {sample['tps']:9.0f} tps "
-                          f"{sample['latency_ms']:.3f} ms  (load {os.getloadavg()[0]:.2f})", flush=True)
+                          f"{sample['latency_ms']:.3f} ms{cpu}  (load {os.getloadavg()[0]:.2f})", flush=True)
             row: dict[str, Any] = {"workload": workload, "clients": count, "seconds": seconds,
                                    "command": "pgbench " + " ".join(args)}
             for target in order:
                 row[target] = {"tps": spread([s["tps"] for s in samples[target]]),
                                "latency_ms": spread([s["latency_ms"] for s in samples[target]]),
                                "failed": sum(int(s["failed"]) for s in samples[target]),
+                               **{key: spread([s[key] for s in samples[target]])
+                                  for key in ("cpu_us_proxy", "cpu_us_children") if key in samples[target][0]},
                                "rounds": samples[target]}
             for top, bottom in RATIOS:
                 if top in samples and bottom in samples:
@@ -271,13 +307,16 @@ def table(rows: list[dict[str, Any]], order: tuple[str, ...]) -> str:
     ratios = [(a, b) for a, b in RATIOS if a in order and b in order]
     head = ["workload", "clients", "s", *(f"{t} tps" for t in order), *(f"{a} / {b}" for a, b in ratios)]
     if "enact" in order:
-        head.append("enact latency ms")
+        head += ["enact latency ms", "enact CPU us/tx: sidecar + writer"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["workload"], str(r["clients"]), f"{r['seconds']:g}", *(fmt(r[t]["tps"], 0) for t in order),
                  *(fmt(r[f"{a}/{b}"], 2) + "x" for a, b in ratios)]
         if "enact" in order:
             cells.append(fmt(r["enact"]["latency_ms"], 3))
+            cpu = r["enact"]
+            cells.append(f"{cpu['cpu_us_proxy']['median']:.0f} + {cpu['cpu_us_children']['median']:.0f}"
+                         if "cpu_us_proxy" in cpu else "")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -286,17 +325,17 @@ def table(rows: list[dict[str, Any]], order: tuple[str, ...]) -> str:
 
 # Where the sidecar's samples fall: (label, a substring of a py-spy frame "function (file:line)").
 PROFILE_BUCKETS = (
-    ("relay: agent -> upstream (read, frame, forward)", "_agent_to_upstream (enact_proxy/pgwire/session.py"),
-    ("relay: upstream -> agent (scan, forward)", "_upstream_to_agent (enact_proxy/pgwire/session.py"),
-    ("  classify", "_classify_statements (enact_proxy/pgwire/session.py"),
-    ("  judge (pipeline.judge)", "judge (enact_proxy/pipeline.py"),
-    ("  open intents (draft, submit, wait)", "open_intents (enact_proxy/pipeline.py"),
-    ("  close receipts", "_close_tickets (enact_proxy/pgwire/session.py"),
-    ("  framing", "feed (enact_proxy/pgwire/framing.py"),
-    ("  engine.draft", "draft (enact_proxy/engine.py"),
-    ("  redaction", "enact_proxy/redact.py"),
-    ("  receipt submit (pickle, pipe)", "enact_proxy/receipts/process.py"),
-    ("asyncio event loop itself (select, callbacks)", "_run_once (asyncio/base_events.py"),
+    ("event loop, everything", "_run_once (asyncio/base_events.py"),
+    ("agent -> upstream task (read, frame, judge, forward)", "_agent_to_upstream (enact_proxy/pgwire/session.py"),
+    ("  classify (decode, cache lookup, requests)", "_classify_statements (enact_proxy/pgwire/session.py"),
+    ("  judge (pipeline.judge: policies, claims)", "judge (enact_proxy/pipeline.py"),
+    ("  open intents (draft, redact, submit, wait)", "open_intents (enact_proxy/pipeline.py"),
+    ("upstream -> agent task (scan, close, forward)", "_upstream_to_agent (enact_proxy/pgwire/session.py"),
+    ("  close receipts (outcome, submit)", "_close_tickets (enact_proxy/pgwire/session.py"),
+    ("engine.draft (in open and close)", "Engine.draft (enact_proxy/engine.py"),
+    ("redaction (in draft)", "enact_proxy/redact.py"),
+    ("receipt front: pickle onto the pipe", "_submit (enact_proxy/receipts/process.py"),
+    ("receipt front: read the writer's answers", "_on_readable (enact_proxy/receipts/process.py"),
 )
 
 
@@ -317,7 +356,11 @@ def profile_run(binary: str, workdir: Path, pg: PgServer, *, seconds: float, cli
                                    "--output", str(raw), *flags],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         time.sleep(0.5)
+        before = cpu_seconds(enact.pid)
         sample = run_once(binary, enact.address, login, bench_args("select-only", clients, seconds))
+        after = cpu_seconds(enact.pid)
+        transactions = sample["tps"] * seconds
+        cpu_us = {part: 1e6 * (after[part] - before[part]) / transactions for part in after}
         _, err = record.communicate(timeout=seconds + 60)
         if not raw.exists():
             raise RuntimeError(f"py-spy wrote nothing:\n{err}")
@@ -326,15 +369,17 @@ def profile_run(binary: str, workdir: Path, pg: PgServer, *, seconds: float, cli
         keep = Path(tempfile.gettempdir()) / raw.name
         shutil.copy(raw, keep)
         return {"mode": mode, "rate": rate, "seconds": seconds, "clients": clients, "tps": sample["tps"],
-                "raw": str(keep), **summary}
+                "cpu_us_per_tx": cpu_us, "raw": str(keep), **summary}
     finally:
         enact.stop()
 
 
 def summarise_stacks(lines: list[str]) -> dict[str, Any]:
-    """Inclusive sample shares per bucket, per process (sidecar vs its children), and top self frames."""
+    """Per process (sidecar, receipt writer): sample counts, inclusive shares of the buckets above
+    (sidecar), and the top functions by inclusive and by self share (line numbers dropped)."""
     total: collections.Counter[str] = collections.Counter()
     buckets: dict[str, collections.Counter[str]] = {}
+    inclusive: dict[str, collections.Counter[str]] = {}
     selfs: dict[str, collections.Counter[str]] = {}
     for line in lines:
         stack, _, count_text = line.rpartition(" ")
@@ -346,28 +391,41 @@ def summarise_stacks(lines: list[str]) -> dict[str, Any]:
         owners = [f for f in frames[:3] if f.startswith("process ")]
         process = "sidecar" if len(owners) <= 1 else ("receipt writer" if "receipts.process" in owners[-1]
                                                       else owners[-1].split(":", 1)[0])
+        frames = [re.sub(r":\d+\)$", ")", f) for f in frames[len(owners):]]
         total[process] += count
         per = buckets.setdefault(process, collections.Counter())
         for label, needle in PROFILE_BUCKETS:
             if any(needle in frame for frame in frames):
                 per[label] += count
-        selfs.setdefault(process, collections.Counter())[frames[-1]] += count
-    result: dict[str, Any] = {"samples": dict(total), "buckets": {}, "top_self": {}}
+        inclusive.setdefault(process, collections.Counter()).update(dict.fromkeys(set(frames), count))
+        if frames:
+            selfs.setdefault(process, collections.Counter())[frames[-1]] += count
+    result: dict[str, Any] = {"samples": dict(total), "buckets": {}, "top_inclusive": {}, "top_self": {}}
     for process, n in total.items():
         result["buckets"][process] = {label: round(100 * c / n, 1) for label, c in buckets[process].items()}
-        result["top_self"][process] = [(frame, round(100 * c / n, 1)) for frame, c in selfs[process].most_common(25)]
+        for key, counter in (("top_inclusive", inclusive), ("top_self", selfs)):
+            result[key][process] = [(frame, round(100 * c / n, 1))
+                                    for frame, c in counter.get(process, collections.Counter()).most_common(40)]
     return result
 
 
 def print_profile(profile: dict[str, Any]) -> None:
     print(f"py-spy --{profile['mode']} at {profile['rate']} Hz over {profile['seconds']:g} s, "
           f"pgbench -S -c {profile['clients']}: {profile['tps']:.0f} tps; samples {profile['samples']}")
-    for process, shares in profile["buckets"].items():
+    cpu = profile["cpu_us_per_tx"]
+    print(f"CPU per SELECT: sidecar {cpu['proxy']:.0f} us, receipt writer {cpu['children']:.0f} us "
+          f"(with py-spy attached)")
+    for process in profile["samples"]:
         print(f"  {process}:")
-        for label, _ in PROFILE_BUCKETS:
-            if label in shares:
-                print(f"    {shares[label]:5.1f} %  {label}")
-        print("    top self frames:")
+        shares = profile["buckets"][process]
+        if process == "sidecar":
+            for label, _ in PROFILE_BUCKETS:
+                if label in shares:
+                    print(f"    {shares[label]:5.1f} %  {label}")
+        print("    top inclusive:")
+        for frame, share in profile["top_inclusive"][process][:30]:
+            print(f"    {share:5.1f} %  {frame}")
+        print("    top self:")
         for frame, share in profile["top_self"][process][:15]:
             print(f"    {share:5.1f} %  {frame}")
     print(f"raw stacks: {profile['raw']}")

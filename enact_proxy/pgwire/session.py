@@ -34,7 +34,8 @@ from typing import Any
 from enact_proxy import pipeline
 from enact_proxy.engine import COLLATERAL_PREFIX, Engine, Judgement, Verdict, block_message
 from enact_proxy.models import ActionRequest, ActionResult, Decision, RequestSummary
-from enact_proxy.pgwire.classify import SYSTEM, CursorOp, SqlParseError, classify_statements, to_requests
+from enact_proxy.pgwire import cache
+from enact_proxy.pgwire.classify import SYSTEM, CursorOp, SqlParseError, to_requests
 from enact_proxy.pgwire.framing import DEFAULT_MAX_MESSAGE_SIZE, Framer
 from enact_proxy.pgwire.messages import (
     ErrorResponse,
@@ -342,8 +343,10 @@ class Relay:
         for ticket, verdict in zip(pending.tickets, pending.verdicts, strict=False):
             action = verdict.action
             try:
-                self.engine.close(ticket, [ActionResult(action=action.full_name if action else "execute",
-                                                        system=SYSTEM, success=success, output=output)])
+                # constructed, not validated: every field is already of its type
+                self.engine.close(ticket, [ActionResult.model_construct(
+                    action=action.full_name if action else "execute", system=SYSTEM, success=success,
+                    output=dict(output))])
             except Exception:  # noqa: BLE001 - the intent stays in the journal: "outcome unknown"
                 log.exception("could not close receipt %s", ticket.run_id)
         pending.tickets = []
@@ -423,8 +426,8 @@ class Relay:
         self._forward_batch_end(frame, out)
 
     async def _parse(self, frame: Frame, out: list[bytes]) -> None:
-        (name,), _ = _cstrings(frame.body, 1)
         parsed = Parse.decode(frame.body)
+        name = parsed.name.encode("utf-8")  # the exact bytes: the decoder accepts strict UTF-8 only
         actions: list[ActionRequest] = []
         ops: tuple[CursorOp, ...] = ()
         try:
@@ -533,10 +536,8 @@ class Relay:
     # more than once before its transaction ended is judged as every declaration still possibly alive.
 
     def _classify_statements(self, sql: str) -> tuple[list[ActionRequest], tuple[CursorOp, ...]]:
-        actions, ops = classify_statements(sql)
-        for action in actions:
-            action.request = self.summary
-        return actions, ops
+        # Fresh requests per use, built with this session's summary (the cache keeps no request objects).
+        return cache.shared.classify(sql, self.summary)
 
     async def _judge_cursor_ops(self, actions: list[ActionRequest], ops: tuple[CursorOp, ...]
                                 ) -> tuple[Judgement, dict[bytes, Declaration | None]]:

@@ -1,0 +1,80 @@
+"""Classification by exact statement text, remembered: an application sends the same texts again and again.
+
+:func:`~enact_proxy.pgwire.classify.classify_statements` already caches its parse by text and by
+template, but it first runs PostgreSQL's lexer over the text to find its template (a few µs per
+statement). In front of it, this module keeps a bounded LRU of the result for the exact text
+(``BEGIN``, ``SELECT ... WHERE id = $1``, ``END``), so a repeated text costs one dict lookup.
+
+What is kept is immutable: per action its name and a read-only view of its payload, and the cursor
+operations (frozen). Every use gets fresh :class:`ActionRequest` objects, built with the session's
+``request`` summary at once, so nothing a caller, the engine or a policy does to a request or its
+payload can reach the cache or another session. A text that does not parse is never cached (it is
+refused each time, by the same parser). Texts longer than :data:`MAX_CACHED_TEXT` are not kept, so the
+cache's memory stays bounded whatever an agent sends.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from types import MappingProxyType
+from typing import Any
+
+from enact_proxy.models import ActionRequest, RequestSummary
+from enact_proxy.pgwire.classify import SYSTEM, CursorOp, classify_statements
+
+CACHE_SIZE = 4096  # texts
+MAX_CACHED_TEXT = 8192  # characters; longer texts are classified every time
+
+Entry = tuple[tuple[tuple[str, MappingProxyType[str, Any]], ...], tuple[CursorOp, ...]]
+
+
+class ClassifyCache:
+    """A bounded LRU of exact text -> (actions, cursor operations); one per sidecar process."""
+
+    def __init__(self, size: int = CACHE_SIZE, max_text: int = MAX_CACHED_TEXT):
+        self.size = size
+        self.max_text = max_text
+        self._entries: OrderedDict[str, Entry] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def classify(self, sql: str, request: RequestSummary | None
+                 ) -> tuple[list[ActionRequest], tuple[CursorOp, ...]]:
+        """Fresh requests (``request`` set) and the cursor operations of ``sql``; raises
+        :class:`~enact_proxy.pgwire.classify.SqlParseError` as the classifier does."""
+        entry = self._entries.get(sql)
+        if entry is None:
+            self.misses += 1
+            actions, ops = classify_statements(sql)  # raises on a parse error: nothing is kept
+            entry = (tuple((a.action, MappingProxyType(_copied(a.payload))) for a in actions), ops)
+            if len(sql) <= self.max_text:
+                self._entries[sql] = entry
+                if len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+        else:
+            self.hits += 1
+            self._entries.move_to_end(sql)
+        found, ops = entry
+        return [ActionRequest.model_construct(system=SYSTEM, action=action, payload=_copied(payload),
+                                              request=request)
+                for action, payload in found], ops
+
+
+def _copied(payload: Any) -> dict[str, Any]:
+    """A payload copy no later change can share state with (lists and dicts copied, all the way down)."""
+    return {key: _value(value) for key, value in payload.items()}
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return [_value(v) for v in value] if isinstance(value, list) else tuple(_value(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _value(v) for k, v in value.items()}
+    return value
+
+
+# One per process: every session of the sidecar shares it (all on one event loop).
+shared = ClassifyCache()
