@@ -2,8 +2,9 @@
 
 :func:`~enact_proxy.pgwire.classify.classify_statements` already caches its parse by text and by
 template, but it first runs PostgreSQL's lexer over the text to find its template (a few µs per
-statement). In front of it, this module keeps a bounded LRU of the result for the exact text
-(``BEGIN``, ``SELECT ... WHERE id = $1``, ``END``), so a repeated text costs one dict lookup.
+statement) and builds fresh request objects. In front of it, this module keeps a bounded LRU of the
+result for the exact text (``BEGIN``, ``SELECT ... WHERE id = $1``, ``END``), from its second sighting on,
+so a repeated text costs a dict lookup and a copy of its payload.
 
 What is kept is immutable: per action its name and a read-only view of its payload, and the cursor
 operations (frozen). Every use gets fresh :class:`ActionRequest` objects, built with the session's
@@ -35,8 +36,22 @@ class ClassifyCache:
         self.size = size
         self.max_text = max_text
         self._entries: OrderedDict[str, Entry] = OrderedDict()
+        self._seen: set[int] = set()
         self.hits = 0
         self.misses = 0
+
+    def _seen_before(self, sql: str) -> bool:
+        """Whether ``sql`` was (probably) classified before: a text is kept from its second sighting, so
+        a stream of one-off texts (inlined literals, which the classifier's template cache serves) costs
+        no copies and evicts nothing. Only hashes are remembered (bounded); a collision merely admits a
+        text early."""
+        key = hash(sql)
+        if key in self._seen:
+            return True
+        if len(self._seen) >= 4 * self.size:
+            self._seen.clear()
+        self._seen.add(key)
+        return False
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -49,30 +64,48 @@ class ClassifyCache:
         if entry is None:
             self.misses += 1
             actions, ops = classify_statements(sql)  # raises on a parse error: nothing is kept
-            entry = (tuple((a.action, MappingProxyType(_copied(a.payload))) for a in actions), ops)
-            if len(sql) <= self.max_text:
-                self._entries[sql] = entry
+            if len(sql) <= self.max_text and self._seen_before(sql):
+                self._entries[sql] = (tuple((a.action, MappingProxyType(_copied(a.payload))) for a in actions), ops)
                 if len(self._entries) > self.size:
                     self._entries.popitem(last=False)
-        else:
-            self.hits += 1
-            self._entries.move_to_end(sql)
+            for action in actions:  # the classifier's own fresh objects, handed out once
+                action.request = request
+            return actions, ops
+        self.hits += 1
+        self._entries.move_to_end(sql)
         found, ops = entry
-        return [ActionRequest.model_construct(system=SYSTEM, action=action, payload=_copied(payload),
-                                              request=request)
-                for action, payload in found], ops
+        return [_request(action, _copied(payload), request) for action, payload in found], ops
+
+
+_FIELDS_SET = frozenset({"system", "action", "payload", "request"})
+
+
+def _request(action: str, payload: dict[str, Any], request: RequestSummary | None) -> ActionRequest:
+    """``ActionRequest.model_construct`` without its generic field loop (every field given, typed)."""
+    made = ActionRequest.__new__(ActionRequest)
+    setattr_ = object.__setattr__
+    setattr_(made, "__dict__", {"system": SYSTEM, "action": action, "payload": payload, "request": request})
+    setattr_(made, "__pydantic_fields_set__", set(_FIELDS_SET))
+    setattr_(made, "__pydantic_extra__", None)
+    setattr_(made, "__pydantic_private__", None)
+    return made
 
 
 def _copied(payload: Any) -> dict[str, Any]:
     """A payload copy no later change can share state with (lists and dicts copied, all the way down)."""
-    return {key: _value(value) for key, value in payload.items()}
+    copy = dict(payload)
+    for key, value in copy.items():
+        if isinstance(value, list | tuple | dict):
+            copy[key] = _value(value)
+    return copy
 
 
 def _value(value: Any) -> Any:
-    if isinstance(value, list | tuple):
-        return [_value(v) for v in value] if isinstance(value, list) else tuple(_value(v) for v in value)
     if isinstance(value, dict):
         return {k: _value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        items = [v if isinstance(v, str | int | float | bool | None) else _value(v) for v in value]
+        return items if isinstance(value, list) else tuple(items)
     return value
 
 
