@@ -62,11 +62,8 @@ class WorkflowContext(BaseModel):
     systems: Mapping[str, Any] = Field(default_factory=dict)
     now: datetime
     state: Any = None  # the StateStore claims go to (policies call ``claim``, not the store)
-    # (policy name, claim) pairs stated while judging; the engine claims them all at once. A default,
-    # not default_factory=list: pydantic (2.12+) calls inspect.signature() on a private attribute's
-    # factory at every instantiation, which for the builtin ``list`` parses its text signature
-    # (~80-190 us, more than the whole decision). A default is copied per instance (tested).
-    _claims: list[tuple[str, Any]] = PrivateAttr(default=[])
+    # (policy name, claim) pairs stated while judging; the engine claims them all at once
+    _claims: list[tuple[str, Any]] = PrivateAttr(default_factory=list)
     _policy: str = PrivateAttr(default="")
 
     def claim(self, claim: Any) -> None:

@@ -13,10 +13,11 @@ def _ctx() -> WorkflowContext:
 
 
 def test_each_context_starts_with_its_own_empty_claims() -> None:
-    # The claims list is a private default (not default_factory=list, see models.py): pydantic must
-    # copy it per context, or one request's claims would leak into the next.
+    # The claims list is not a default_factory (pydantic inspects a factory's signature on every
+    # construction, see models.py): whatever replaces it, one request's claims must never leak into
+    # the next.
     first, second = _ctx(), _ctx()
     first.claim("a claim")
     assert first._claims == [("", "a claim")]
-    assert second._claims == []
-    assert _ctx()._claims == []
+    assert not second._claims
+    assert not _ctx()._claims
