@@ -352,7 +352,7 @@ def profile_run(binary: str, workdir: Path, pg: PgServer, *, seconds: float, cli
         raw = workdir / f"py-spy-{mode}.txt"
         flags = {"gil": ["--gil"], "native": ["--native"], "wall": ["--idle"]}[mode]
         record = subprocess.Popen([spy, "record", "--pid", str(enact.pid), "--subprocesses", "--format", "raw",
-                                   "--rate", str(rate), "--duration", str(int(seconds)), "--nonblocking",
+                                   "--rate", str(rate), "--duration", str(int(seconds)),
                                    "--output", str(raw), *flags],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         time.sleep(0.5)
@@ -421,7 +421,8 @@ def print_profile(profile: dict[str, Any]) -> None:
         if process == "sidecar":
             for label, _ in PROFILE_BUCKETS:
                 if label in shares:
-                    print(f"    {shares[label]:5.1f} %  {label}")
+                    # the share of the samples, and that share of the CPU the sidecar spent per SELECT
+                    print(f"    {shares[label]:5.1f} %  ~{shares[label] * cpu['proxy'] / 100:4.0f} us  {label}")
         print("    top inclusive:")
         for frame, share in profile["top_inclusive"][process][:30]:
             print(f"    {share:5.1f} %  {frame}")
@@ -501,7 +502,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rss-statements", type=int, default=1_000_000, help="0 skips the memory run")
     parser.add_argument("--profile-mode", choices=["gil", "native", "wall"], default="gil",
                         help="py-spy: --gil (samples holding the GIL), --native, or wall clock (--idle)")
-    parser.add_argument("--profile-rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument("--profile-rate", type=int, default=200,
+                        help="py-spy samples per second (it pauses the process for each: whole stacks)")
     parser.add_argument("--only", choices=["side-by-side", "profile", "memory"], default=None)
     args = parser.parse_args(argv)
     order = tuple(t.strip() for t in args.targets.split(",") if t.strip())
