@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from enact_proxy.models import RequestSummary
-from enact_proxy.pgwire.cache import ClassifyCache
+from enact_proxy.pgwire.cache import ClassifyCache, fresh
 from enact_proxy.pgwire.classify import SqlParseError, classify_statements
 
 SUMMARY = RequestSummary(method="SQL", host="db:5432", path="/app")
@@ -87,3 +87,14 @@ def test_cursor_operations_come_back_for_cached_texts() -> None:
         assert ops[0].name == "c"
         assert sorted(a.action for a in actions) == ["select_rows", "update_row"]
     assert cache.hits == 1
+
+
+def test_fresh_copies_share_nothing_mutable_with_what_they_copy() -> None:
+    kept, _ = ClassifyCache().classify("UPDATE users SET name = $1, email = $2 WHERE id = $3", SUMMARY)
+    copies = fresh(kept)
+    assert [(a.system, a.action, a.payload, a.request) for a in copies] == \
+        [(a.system, a.action, a.payload, a.request) for a in kept]
+    copies[0].payload["columns"].append("ssn")
+    copies[0].payload["kind"] = "DeleteStmt"
+    assert kept[0].payload["columns"] == ["name", "email"]
+    assert kept[0].payload["kind"] == "UpdateStmt"

@@ -77,14 +77,21 @@ class ClassifyCache:
         return [_request(action, _copied(payload), request) for action, payload in found], ops
 
 
+def fresh(actions: list[ActionRequest]) -> list[ActionRequest]:
+    """Copies of ``actions`` (payloads copied all the way down, same request summary): what a prepared
+    statement keeps is judged afresh at each Execute, and no judging may change what it keeps."""
+    return [_request(a.action, _copied(a.payload), a.request, a.system) for a in actions]
+
+
 _FIELDS_SET = frozenset({"system", "action", "payload", "request"})
 
 
-def _request(action: str, payload: dict[str, Any], request: RequestSummary | None) -> ActionRequest:
+def _request(action: str, payload: dict[str, Any], request: RequestSummary | None,
+             system: str = SYSTEM) -> ActionRequest:
     """``ActionRequest.model_construct`` without its generic field loop (every field given, typed)."""
     made = ActionRequest.__new__(ActionRequest)
     setattr_ = object.__setattr__
-    setattr_(made, "__dict__", {"system": SYSTEM, "action": action, "payload": payload, "request": request})
+    setattr_(made, "__dict__", {"system": system, "action": action, "payload": payload, "request": request})
     setattr_(made, "__pydantic_fields_set__", set(_FIELDS_SET))
     setattr_(made, "__pydantic_extra__", None)
     setattr_(made, "__pydantic_private__", None)

@@ -437,7 +437,8 @@ class Relay:
         else:
             judgement = await self._judge(actions)
         if judgement.forwards:
-            self.statements[name] = Prepared(actions, fresh=judgement if judgement.verdicts else None,
+            # kept: copies of what was judged, so nothing done to the judged requests reaches later Executes
+            self.statements[name] = Prepared(cache.fresh(actions), fresh=judgement if judgement.verdicts else None,
                                              cursor_ops=ops)
             out.append(frame.encode())
             return
@@ -485,7 +486,8 @@ class Relay:
             out.append(frame.encode())
             return
         else:
-            judgement = statement.fresh if statement.fresh is not None else await self._judge(statement.actions)
+            judgement = (statement.fresh if statement.fresh is not None
+                         else await self._judge(cache.fresh(statement.actions)))  # kept ones stay untouched
             statement.fresh = None
         verdicts = judgement.verdicts
         if not judgement.forwards:
