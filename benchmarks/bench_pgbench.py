@@ -19,7 +19,8 @@ hits every path alike:
   password; the sidecar logs in upstream itself (credential isolation).
 
 Workloads: ``pgbench -S`` (select-only) and the built-in TPC-B-like script, simple query protocol (the
-pgbench default: every statement text carries its own literals), ``--clients`` (8). ``-n``: no vacuum
+pgbench default: every statement text carries its own literals; ``--protocol prepared`` parses each
+statement once per connection and binds its values), ``--clients`` (8). ``-n``: no vacuum
 (VACUUM is ``execute_sql``, not in the workflow). Every round runs ``--seconds``; ratios are taken per
 round against the baseline measured in the same round, then summarised (median [min-max]).
 
@@ -245,8 +246,8 @@ def pgbench(binary: str, address: str, login: dict[str, str], args: list[str], t
     return done.stdout
 
 
-def bench_args(workload: str, clients: int, seconds: float) -> list[str]:
-    args = ["-n", "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(int(seconds)), "-M", "simple"]
+def bench_args(workload: str, clients: int, seconds: float, protocol: str = "simple") -> list[str]:
+    args = ["-n", "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(int(seconds)), "-M", protocol]
     return [*args, "-S"] if workload == "select-only" else args
 
 
@@ -264,11 +265,11 @@ RATIOS = (("pgbouncer", "direct"), ("mitmproxy", "direct"), ("enact", "direct"),
 
 
 def side_by_side(binary: str, targets: dict[str, Target], order: tuple[str, ...], *,
-                 runs: int, seconds: float, clients: tuple[int, ...]) -> list[dict[str, Any]]:
+                 runs: int, seconds: float, clients: tuple[int, ...], protocol: str = "simple") -> list[dict[str, Any]]:
     rows = []
     for workload in WORKLOADS:
         for count in clients:
-            args = bench_args(workload, count, seconds)
+            args = bench_args(workload, count, seconds, protocol)
             samples: dict[str, list[dict[str, float]]] = {t: [] for t in order}
             for _ in range(runs):
                 for target in order:
@@ -286,7 +287,7 @@ def side_by_side(binary: str, targets: dict[str, Target], order: tuple[str, ...]
                     samples[target].append(sample)
                     print(f"  {workload:11} c={count} {target:9} {sample['tps']:9.0f} tps "
                           f"{sample['latency_ms']:.3f} ms{cpu}  (load {os.getloadavg()[0]:.2f})", flush=True)
-            row: dict[str, Any] = {"workload": workload, "clients": count, "seconds": seconds,
+            row: dict[str, Any] = {"workload": workload, "clients": count, "seconds": seconds, "protocol": protocol,
                                    "command": "pgbench " + " ".join(args)}
             for target in order:
                 row[target] = {"tps": spread([s["tps"] for s in samples[target]]),
@@ -340,7 +341,7 @@ PROFILE_BUCKETS = (
 
 
 def profile_run(binary: str, workdir: Path, pg: PgServer, *, seconds: float, clients: int, mode: str,
-                rate: int) -> dict[str, Any]:
+                rate: int, protocol: str = "simple") -> dict[str, Any]:
     """py-spy record of the sidecar during one ``pgbench -S`` run; collapsed stacks summarised."""
     spy = shutil.which("py-spy")
     if spy is None:
@@ -357,7 +358,7 @@ def profile_run(binary: str, workdir: Path, pg: PgServer, *, seconds: float, cli
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         time.sleep(0.5)
         before = cpu_seconds(enact.pid)
-        sample = run_once(binary, enact.address, login, bench_args("select-only", clients, seconds))
+        sample = run_once(binary, enact.address, login, bench_args("select-only", clients, seconds, protocol))
         after = cpu_seconds(enact.pid)
         transactions = sample["tps"] * seconds
         cpu_us = {part: 1e6 * (after[part] - before[part]) / transactions for part in after}
@@ -498,6 +499,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", default="8", help="client counts, comma-separated (e.g. 1,8)")
     parser.add_argument("--targets", default=",".join(DEFAULT_TARGETS),
                         help=f"paths measured each round, in order (of {', '.join(ALL_TARGETS)})")
+    parser.add_argument("--protocol", choices=["simple", "extended", "prepared"], default="simple",
+                        help="pgbench -M: simple Query (literals inlined), extended, or prepared once per connection")
     parser.add_argument("--scale", type=int, default=10, help="pgbench -i -s (10 = 1M accounts)")
     parser.add_argument("--rss-statements", type=int, default=1_000_000, help="0 skips the memory run")
     parser.add_argument("--profile-mode", choices=["gil", "native", "wall"], default="gil",
@@ -536,14 +539,14 @@ def main(argv: list[str] | None = None) -> None:
             if args.only in (None, "side-by-side"):
                 with paths(workdir, pg, order, max(clients)) as targets:
                     result["rows"] = side_by_side(binary, targets, order, runs=args.runs, seconds=args.seconds,
-                                                  clients=clients)
+                                                  clients=clients, protocol=args.protocol)
                 result["load_after"] = os.getloadavg()
                 print(table(result["rows"], order))
                 print(f"load average before {result['load_before'][0]:.2f}, after {result['load_after'][0]:.2f}")
             if args.only == "profile":
                 result["profile"] = profile_run(binary, workdir / "profile", pg, seconds=args.seconds,
                                                 clients=max(clients), mode=args.profile_mode,
-                                                rate=args.profile_rate)
+                                                rate=args.profile_rate, protocol=args.protocol)
                 print_profile(result["profile"])
             if args.only in (None, "memory") and args.rss_statements:
                 print(f"memory: {args.rss_statements} SELECTs through a fresh sidecar", flush=True)
@@ -554,6 +557,7 @@ def main(argv: list[str] | None = None) -> None:
                       f"after {m['statements']} statements {rss['after']:.1f} (peak {rss['peak']:.1f});"
                       f" growth {m['growth_vs_warm'] * 100:+.1f}% vs warm, at {m['tps']:.0f} tps")
             name = "pgbench" if args.only is None else f"pgbench-{args.only}"
+            name += "" if args.protocol == "simple" else f"-{args.protocol}"
             print(f"saved {save(name, result)}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
