@@ -13,6 +13,8 @@ hits every path alike:
 * ``pgbouncer``: pgbench -> pgbouncer (Debian's package, session pooling, ``auth_type = trust`` on
   loopback, run as the ``postgres`` account because it refuses root) -> PostgreSQL. What a user would
   otherwise put between an application and its database.
+* ``relay`` (only with ``--targets``): pgbench -> a plain asyncio TCP relay (``benchmarks/tcp_relay.py``,
+  streams as the Enact listener uses them, nothing parsed): the floor of any Python proxy here.
 * ``mitmproxy`` (only with ``--targets``): pgbench -> ``mitmdump --mode reverse:tcp://<pg>@<port>``.
 * ``enact``: pgbench -> ``enact-proxy run`` (the Postgres listener, every built-in policy, durable
   receipts: one per SELECT, UPDATE and INSERT) -> PostgreSQL. pgbench logs in as ``agent`` without a
@@ -56,7 +58,7 @@ from benchmarks._proxies import Proc, _start, write_enact_config
 from enact_proxy.launcher import start_sidecar
 from enact_proxy.sandbox.postgres import PgServer, running_postgres
 
-ALL_TARGETS = ("direct", "pgbouncer", "mitmproxy", "enact")
+ALL_TARGETS = ("direct", "pgbouncer", "relay", "mitmproxy", "enact")
 DEFAULT_TARGETS = ("direct", "pgbouncer", "enact")
 WORKLOADS = ("select-only", "tpcb-like")
 WORKFLOWS = {"crm_sync": ["postgres.select_rows", "postgres.insert_row", "postgres.update_row"]}
@@ -108,6 +110,12 @@ def start_mitmdump(workdir: Path, pg: PgServer) -> Proc:
     return _start("mitmdump", [mitmdump, "-q", "--listen-host", "127.0.0.1", "--set", f"confdir={workdir / 'certs'}",
                                "--mode", f"reverse:tcp://{pg.host}:{pg.port}@{port}", "-s", str(script)],
                   r"mitmdump listening on tcp://([\d.]+:\d+)")
+
+
+def start_relay(pg: PgServer) -> Proc:
+    """A plain asyncio TCP relay (``benchmarks/tcp_relay.py``): the floor of any Python proxy here."""
+    return _start("relay", [sys.executable, "-m", "benchmarks.tcp_relay", f"{pg.host}:{pg.port}"],
+                  r"relay listening on tcp://([\d.]+:\d+)", cwd=Path(__file__).resolve().parent.parent)
 
 
 def _quote(value: str) -> str:
@@ -225,6 +233,9 @@ def paths(workdir: Path, pg: PgServer, targets: tuple[str, ...],
             if target == "pgbouncer":
                 proc = start_pgbouncer(workdir / "pgbouncer", pg, max_clients)
                 login = {"PGUSER": pg.user, "PGDATABASE": pg.dbname}  # trust: no password
+            elif target == "relay":
+                proc = start_relay(pg)
+                login = with_password
             elif target == "mitmproxy":
                 proc = start_mitmdump(workdir / "mitmdump", pg)
                 login = with_password
@@ -261,7 +272,8 @@ def run_once(binary: str, address: str, login: dict[str, str], args: list[str]) 
 
 
 # (numerator, denominator) of every ratio reported, when both were measured
-RATIOS = (("pgbouncer", "direct"), ("mitmproxy", "direct"), ("enact", "direct"), ("enact", "pgbouncer"))
+RATIOS = (("pgbouncer", "direct"), ("relay", "direct"), ("mitmproxy", "direct"), ("enact", "direct"),
+          ("enact", "pgbouncer"), ("enact", "relay"))
 
 
 def side_by_side(binary: str, targets: dict[str, Target], order: tuple[str, ...], *,
