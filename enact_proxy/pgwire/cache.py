@@ -83,19 +83,10 @@ def fresh(actions: list[ActionRequest]) -> list[ActionRequest]:
     return [_request(a.action, _copied(a.payload), a.request, a.system) for a in actions]
 
 
-_FIELDS_SET = frozenset({"system", "action", "payload", "request"})
-
-
 def _request(action: str, payload: dict[str, Any], request: RequestSummary | None,
              system: str = SYSTEM) -> ActionRequest:
-    """``ActionRequest.model_construct`` without its generic field loop (every field given, typed)."""
-    made = ActionRequest.__new__(ActionRequest)
-    setattr_ = object.__setattr__
-    setattr_(made, "__dict__", {"system": system, "action": action, "payload": payload, "request": request})
-    setattr_(made, "__pydantic_fields_set__", set(_FIELDS_SET))
-    setattr_(made, "__pydantic_extra__", None)
-    setattr_(made, "__pydantic_private__", None)
-    return made
+    # The validating constructor (pydantic-core) is about twice as fast as model_construct (pure Python).
+    return ActionRequest(system=system, action=action, payload=payload, request=request)
 
 
 def _copied(payload: Any) -> dict[str, Any]:

@@ -343,10 +343,8 @@ class Relay:
         for ticket, verdict in zip(pending.tickets, pending.verdicts, strict=False):
             action = verdict.action
             try:
-                # constructed, not validated: every field is already of its type
-                self.engine.close(ticket, [ActionResult.model_construct(
-                    action=action.full_name if action else "execute", system=SYSTEM, success=success,
-                    output=dict(output))])
+                self.engine.close(ticket, [ActionResult(action=action.full_name if action else "execute",
+                                                        system=SYSTEM, success=success, output=output)])
             except Exception:  # noqa: BLE001 - the intent stays in the journal: "outcome unknown"
                 log.exception("could not close receipt %s", ticket.run_id)
         pending.tickets = []
