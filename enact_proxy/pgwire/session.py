@@ -401,6 +401,12 @@ class Relay:
         except SqlParseError as exc:
             await self._decide_simple(frame, Judgement([self._unparsed(sql, exc)]), out)
             return
+        if not actions and not ops:
+            # No action (BEGIN, COMMIT, SHOW, a harmless SET, an empty query): nothing to judge or record,
+            # so it is forwarded as a judgement of no verdicts would forward it, without the round.
+            self.pending.append(Pending(self.sent_batches, True, [], []))
+            self._forward_batch_end(frame, out)
+            return
         if not ops:
             await self._decide_simple(frame, await self._judge(actions), out)
             return
