@@ -16,6 +16,7 @@ cache's memory stays bounded whatever an agent sends.
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from types import MappingProxyType
 from typing import Any
@@ -67,12 +68,14 @@ class ClassifyCache:
             if len(sql) <= self.max_text and self._seen_before(sql):
                 self._entries[sql] = (tuple((a.action, MappingProxyType(_copied(a.payload))) for a in actions), ops)
                 if len(self._entries) > self.size:
-                    self._entries.popitem(last=False)
+                    with contextlib.suppress(KeyError):  # (sessions share it on one loop; never fail on it)
+                        self._entries.popitem(last=False)
             for action in actions:  # the classifier's own fresh objects, handed out once
                 action.request = request
             return actions, ops
         self.hits += 1
-        self._entries.move_to_end(sql)
+        with contextlib.suppress(KeyError):
+            self._entries.move_to_end(sql)
         found, ops = entry
         return [_request(action, _copied(payload), request) for action, payload in found], ops
 
