@@ -353,8 +353,8 @@ PROFILE_BUCKETS = (
 
 
 def profile_run(binary: str, workdir: Path, pg: PgServer, *, seconds: float, clients: int, mode: str,
-                rate: int, protocol: str = "simple") -> dict[str, Any]:
-    """py-spy record of the sidecar during one ``pgbench -S`` run; collapsed stacks summarised."""
+                rate: int, protocol: str = "simple", workload: str = "select-only") -> dict[str, Any]:
+    """py-spy record of the sidecar during one pgbench run; collapsed stacks summarised."""
     spy = shutil.which("py-spy")
     if spy is None:
         sys.exit("py-spy is not installed: pip install -e '.[bench]'")
@@ -370,7 +370,7 @@ def profile_run(binary: str, workdir: Path, pg: PgServer, *, seconds: float, cli
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         time.sleep(0.5)
         before = cpu_seconds(enact.pid)
-        sample = run_once(binary, enact.address, login, bench_args("select-only", clients, seconds, protocol))
+        sample = run_once(binary, enact.address, login, bench_args(workload, clients, seconds, protocol))
         after = cpu_seconds(enact.pid)
         transactions = sample["tps"] * seconds
         cpu_us = {part: 1e6 * (after[part] - before[part]) / transactions for part in after}
@@ -381,7 +381,8 @@ def profile_run(binary: str, workdir: Path, pg: PgServer, *, seconds: float, cli
         summary = summarise_stacks(stacks)
         keep = Path(tempfile.gettempdir()) / raw.name
         shutil.copy(raw, keep)
-        return {"mode": mode, "rate": rate, "seconds": seconds, "clients": clients, "tps": sample["tps"],
+        return {"mode": mode, "rate": rate, "seconds": seconds, "clients": clients, "workload": workload,
+                "tps": sample["tps"],
                 "cpu_us_per_tx": cpu_us, "raw": str(keep), **summary}
     finally:
         enact.stop()
@@ -424,9 +425,10 @@ def summarise_stacks(lines: list[str]) -> dict[str, Any]:
 
 def print_profile(profile: dict[str, Any]) -> None:
     print(f"py-spy --{profile['mode']} at {profile['rate']} Hz over {profile['seconds']:g} s, "
-          f"pgbench -S -c {profile['clients']}: {profile['tps']:.0f} tps; samples {profile['samples']}")
+          f"pgbench {profile['workload']} -c {profile['clients']}: {profile['tps']:.0f} tps; "
+          f"samples {profile['samples']}")
     cpu = profile["cpu_us_per_tx"]
-    print(f"CPU per SELECT: sidecar {cpu['proxy']:.0f} us, receipt writer {cpu['children']:.0f} us "
+    print(f"CPU per transaction: sidecar {cpu['proxy']:.0f} us, receipt writer {cpu['children']:.0f} us "
           f"(with py-spy attached)")
     for process in profile["samples"]:
         print(f"  {process}:")
@@ -434,7 +436,7 @@ def print_profile(profile: dict[str, Any]) -> None:
         if process == "sidecar":
             for label, _ in PROFILE_BUCKETS:
                 if label in shares:
-                    # the share of the samples, and that share of the CPU the sidecar spent per SELECT
+                    # the share of the samples, and that share of the sidecar's CPU per transaction
                     print(f"    {shares[label]:5.1f} %  ~{shares[label] * cpu['proxy'] / 100:4.0f} us  {label}")
         print("    top inclusive:")
         for frame, share in profile["top_inclusive"][process][:30]:
@@ -517,6 +519,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rss-statements", type=int, default=1_000_000, help="0 skips the memory run")
     parser.add_argument("--profile-mode", choices=["gil", "native", "wall"], default="gil",
                         help="py-spy: --gil (samples holding the GIL), --native, or wall clock (--idle)")
+    parser.add_argument("--profile-workload", choices=list(WORKLOADS), default="select-only")
     parser.add_argument("--profile-rate", type=int, default=200,
                         help="py-spy samples per second (it pauses the process for each: whole stacks)")
     parser.add_argument("--only", choices=["side-by-side", "profile", "memory"], default=None)
@@ -558,7 +561,8 @@ def main(argv: list[str] | None = None) -> None:
             if args.only == "profile":
                 result["profile"] = profile_run(binary, workdir / "profile", pg, seconds=args.seconds,
                                                 clients=max(clients), mode=args.profile_mode,
-                                                rate=args.profile_rate, protocol=args.protocol)
+                                                rate=args.profile_rate, protocol=args.protocol,
+                                                workload=args.profile_workload)
                 print_profile(result["profile"])
             if args.only in (None, "memory") and args.rss_statements:
                 print(f"memory: {args.rss_statements} SELECTs through a fresh sidecar", flush=True)
