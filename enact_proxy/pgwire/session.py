@@ -171,6 +171,9 @@ class Relay:
         self.pending: deque[Pending] = deque()
         self.refusals: deque[Refusal] = deque()
         self.unwritten: list[Any] = []  # BLOCK receipts on their way to disk, awaited before the agent hears
+        # receipts to close with their outcome once the answers are on their way to the agent:
+        # (ticket, verdict, success, output)
+        self.closing: list[tuple[Any, Verdict, bool | None, dict[str, Any]]] = []
         self.skipping = False  # after a refusal in an extended-protocol batch, until its Sync
         self.sent_batches = 0  # Syncs, Queries and FunctionCalls forwarded (each ends in ReadyForQuery)
         self.seen_ready = 0
@@ -229,6 +232,10 @@ class Relay:
                     await self._receipts_written()
                 if chunk:
                     self.agent_writer.write(chunk)
+                # The answers' receipts are closed once the agent has them: closing (drafting the
+                # receipt, handing it to the writer) is not on the agent's path. Same loop step, same order.
+                self._flush_closes()
+                if chunk:
                     await self.agent_writer.drain()
             data = await self.up_reader.read(READ_SIZE)
             if not data:
@@ -340,18 +347,27 @@ class Relay:
             self.engine.unclaim(pending.judgement)  # the server refused it: nothing was done
 
     def _close_tickets(self, pending: Pending, success: bool | None, output: dict[str, Any]) -> None:
+        """Queue the receipts of ``pending`` to be closed with this outcome (see :meth:`_flush_closes`)."""
         for ticket, verdict in zip(pending.tickets, pending.verdicts, strict=False):
+            self.closing.append((ticket, verdict, success, output))
+        pending.tickets = []
+
+    def _flush_closes(self) -> None:
+        """Close the queued receipts, in order. Runs right after the answers they record were written to
+        the agent, before any BLOCK receipt is recorded (answer order), and when the session ends."""
+        closing, self.closing = self.closing, []
+        for ticket, verdict, success, output in closing:
             action = verdict.action
             try:
                 self.engine.close(ticket, [ActionResult(action=action.full_name if action else "execute",
                                                         system=SYSTEM, success=success, output=output)])
             except Exception:  # noqa: BLE001 - the intent stays in the journal: "outcome unknown"
                 log.exception("could not close receipt %s", ticket.run_id)
-        pending.tickets = []
 
     def _finish_all(self, output: dict[str, Any], success: bool | None) -> None:
         while self.pending:
             self._close_tickets(self.pending.popleft(), success, output)
+        self._flush_closes()
 
     # ---- agent messages -----------------------------------------------------------------------
 
@@ -684,6 +700,7 @@ class Relay:
         # Written when the upstream answers the stand-in, so receipts keep the order of the answers
         # (an earlier statement of the same pipeline closes its receipt first); the agent hears the
         # refusal once they are on disk.
+        self._flush_closes()
         for verdict in refusal.verdicts:
             try:
                 self.unwritten.append(self.engine.record(verdict))
