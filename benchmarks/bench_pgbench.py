@@ -187,7 +187,7 @@ def start_pgbouncer(workdir: Path, pg: PgServer, max_clients: int) -> Proc:
 
 def start_enact(workdir: Path, pg: PgServer) -> Proc:
     path = write_enact_config(workdir, {"postgres": {"upstream": pg.url()}}, WORKFLOWS,
-                              listen={"http": "127.0.0.1:0", "postgres": "127.0.0.1:0"})
+                              listen={"http": "127.0.0.1:0", "postgres": "127.0.0.1:0", "admin": "127.0.0.1:0"})
     sidecar = start_sidecar(path)
     if not sidecar.postgres:
         sidecar.stop()
