@@ -29,6 +29,9 @@ round against the baseline measured in the same round, then summarised (median [
 ``--only profile`` samples the sidecar (and its receipt writer, ``--subprocesses``) with py-spy during
 one ``pgbench -S`` run and prints where the samples fall (inclusive share per function of interest).
 
+``--only inprocess`` runs the sidecar's per-statement work without sockets or PostgreSQL (classify, judge,
+durable intent through the writer process, close; 8 loops on one event loop) and reports its CPU per SELECT.
+
 ``--only memory``: the sidecar's RSS (psutil) at start, after a warm-up, and after ``--rss-statements``
 more SELECTs (pgbench -S -c 8 -t N/8 through a fresh sidecar).
 """
@@ -447,6 +450,55 @@ def print_profile(profile: dict[str, Any]) -> None:
     print(f"raw stacks: {profile['raw']}")
 
 
+def inprocess_cycle(workdir: Path, statements: int, clients: int = 8) -> dict[str, Any]:
+    """The sidecar's per-statement work without sockets or PostgreSQL: ``clients`` loops on one event loop,
+    each classifying a ``pgbench -S`` text, judging it (every built-in policy), making its intent durable
+    through the receipt-writer process and closing its receipt, as the Postgres session does."""
+    import asyncio
+
+    import psutil
+
+    from benchmarks.bench_decision import ROLES, all_policies
+    from enact_proxy import pipeline
+    from enact_proxy.engine import Engine
+    from enact_proxy.models import ActionResult, RequestSummary
+    from enact_proxy.pgwire.cache import ClassifyCache
+    from enact_proxy.receipts.process import ProcessReceiptStore
+    from enact_proxy.receipts.signing import ReceiptKey
+    from enact_proxy.state import SqliteStateStore
+
+    summary = RequestSummary(method="SQL", host="127.0.0.1:5432", path="/app")
+
+    async def run() -> dict[str, Any]:
+        store = ProcessReceiptStore(workdir / "receipts", ReceiptKey(b"0" * 64), certs_dir=workdir / "certs").start()
+        engine = Engine(policies=all_policies(), workflows=WORKFLOWS, actor_email="agent@company.com",
+                        actor_roles=ROLES, receipts=store, state=SqliteStateStore(":memory:"), config_sha256="0" * 64)
+        cache = ClassifyCache()
+
+        async def client(k: int) -> None:
+            for i in range(statements // clients):
+                actions, _ = cache.classify(f"SELECT abalance FROM pgbench_accounts WHERE aid = {i * clients + k};",
+                                            summary)
+                judgement = await pipeline.judge(engine, actions)
+                tickets = await pipeline.open_intents(engine, judgement)
+                for ticket, verdict in zip(tickets, judgement.verdicts, strict=True):
+                    assert verdict.action is not None
+                    engine.close(ticket, [ActionResult(action=verdict.action.full_name, system="postgres",
+                                                       success=True, output={"command_tag": "SELECT 1", "rows": 1})])
+
+        me, child = psutil.Process(), psutil.Process(store.pid)
+        c0, k0, began = me.cpu_times(), child.cpu_times(), time.perf_counter()
+        await asyncio.gather(*(client(k) for k in range(clients)))
+        c1, k1, ended = me.cpu_times(), child.cpu_times(), time.perf_counter()
+        store.close()
+        done = statements // clients * clients
+        return {"statements": done, "clients": clients, "rate": done / (ended - began),
+                "sidecar_cpu_us": 1e6 * (c1.user + c1.system - c0.user - c0.system) / done,
+                "writer_cpu_us": 1e6 * (k1.user + k1.system - k0.user - k0.system) / done}
+
+    return asyncio.run(run())
+
+
 class RssSampler:
     """The sidecar's RSS once a second (its peak, and the series) while a long run goes on."""
 
@@ -522,7 +574,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile-workload", choices=list(WORKLOADS), default="select-only")
     parser.add_argument("--profile-rate", type=int, default=200,
                         help="py-spy samples per second (it pauses the process for each: whole stacks)")
-    parser.add_argument("--only", choices=["side-by-side", "profile", "memory"], default=None)
+    parser.add_argument("--only", choices=["side-by-side", "profile", "memory", "inprocess"], default=None)
     args = parser.parse_args(argv)
     order = tuple(t.strip() for t in args.targets.split(",") if t.strip())
     unknown = [t for t in order if t not in ALL_TARGETS]
@@ -534,6 +586,16 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(PGBOUNCER_MISSING)
 
     workdir = Path(tempfile.mkdtemp(prefix="enact-bench-pg-"))
+    if args.only == "inprocess":  # no PostgreSQL needed
+        try:
+            cycle = inprocess_cycle(workdir, 20_000)
+            print(f"in-process, {cycle['clients']} loops, {cycle['statements']} SELECTs: {cycle['rate']:.0f}/s; "
+                  f"CPU per SELECT: sidecar side {cycle['sidecar_cpu_us']:.0f} us, receipt writer "
+                  f"{cycle['writer_cpu_us']:.0f} us (load {os.getloadavg()[0]:.2f})")
+            print(f"saved {save('pgbench-inprocess', {'inprocess': cycle, 'load': os.getloadavg()})}")
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return
     try:
         with running_postgres() as pg:
             binary = pgbench_binary(pg)
