@@ -347,7 +347,7 @@ PROFILE_BUCKETS = (
     ("  judge (pipeline.judge: policies, claims)", "judge (enact_proxy/pipeline.py"),
     ("  open intents (draft, redact, submit, wait)", "open_intents (enact_proxy/pipeline.py"),
     ("upstream -> agent task (scan, close, forward)", "_upstream_to_agent (enact_proxy/pgwire/session.py"),
-    ("  close receipts (outcome, submit)", "_close_tickets (enact_proxy/pgwire/session.py"),
+    ("  close receipts (outcome, submit)", "Engine.close (enact_proxy/engine.py"),
     ("engine.draft (in open and close)", "Engine.draft (enact_proxy/engine.py"),
     ("redaction (in draft)", "enact_proxy/redact.py"),
     ("receipt front: pickle onto the pipe", "_submit (enact_proxy/receipts/process.py"),
