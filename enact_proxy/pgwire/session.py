@@ -34,7 +34,8 @@ from typing import Any
 from enact_proxy import pipeline
 from enact_proxy.engine import COLLATERAL_PREFIX, Engine, Judgement, Verdict, block_message
 from enact_proxy.models import ActionRequest, ActionResult, Decision, RequestSummary
-from enact_proxy.pgwire.classify import SYSTEM, CursorOp, SqlParseError, classify_statements, to_requests
+from enact_proxy.pgwire import cache
+from enact_proxy.pgwire.classify import SYSTEM, CursorOp, SqlParseError, to_requests
 from enact_proxy.pgwire.framing import DEFAULT_MAX_MESSAGE_SIZE, Framer
 from enact_proxy.pgwire.messages import (
     ErrorResponse,
@@ -171,6 +172,9 @@ class Relay:
         self.pending: deque[Pending] = deque()
         self.refusals: deque[Refusal] = deque()
         self.unwritten: list[Any] = []  # BLOCK receipts on their way to disk, awaited before the agent hears
+        # receipts to close with their outcome once the answers are on their way to the agent:
+        # (ticket, verdict, success, output)
+        self.closing: list[tuple[Any, Verdict, bool | None, dict[str, Any]]] = []
         self.skipping = False  # after a refusal in an extended-protocol batch, until its Sync
         self.sent_batches = 0  # Syncs, Queries and FunctionCalls forwarded (each ends in ReadyForQuery)
         self.seen_ready = 0
@@ -229,6 +233,10 @@ class Relay:
                     await self._receipts_written()
                 if chunk:
                     self.agent_writer.write(chunk)
+                # The answers' receipts are closed once the agent has them: closing (drafting the
+                # receipt, handing it to the writer) is not on the agent's path. Same loop step, same order.
+                self._flush_closes()
+                if chunk:
                     await self.agent_writer.drain()
             data = await self.up_reader.read(READ_SIZE)
             if not data:
@@ -340,18 +348,27 @@ class Relay:
             self.engine.unclaim(pending.judgement)  # the server refused it: nothing was done
 
     def _close_tickets(self, pending: Pending, success: bool | None, output: dict[str, Any]) -> None:
+        """Queue the receipts of ``pending`` to be closed with this outcome (see :meth:`_flush_closes`)."""
         for ticket, verdict in zip(pending.tickets, pending.verdicts, strict=False):
+            self.closing.append((ticket, verdict, success, output))
+        pending.tickets = []
+
+    def _flush_closes(self) -> None:
+        """Close the queued receipts, in order. Runs right after the answers they record were written to
+        the agent, before any BLOCK receipt is recorded (answer order), and when the session ends."""
+        closing, self.closing = self.closing, []
+        for ticket, verdict, success, output in closing:
             action = verdict.action
             try:
                 self.engine.close(ticket, [ActionResult(action=action.full_name if action else "execute",
                                                         system=SYSTEM, success=success, output=output)])
             except Exception:  # noqa: BLE001 - the intent stays in the journal: "outcome unknown"
                 log.exception("could not close receipt %s", ticket.run_id)
-        pending.tickets = []
 
     def _finish_all(self, output: dict[str, Any], success: bool | None) -> None:
         while self.pending:
             self._close_tickets(self.pending.popleft(), success, output)
+        self._flush_closes()
 
     # ---- agent messages -----------------------------------------------------------------------
 
@@ -401,6 +418,12 @@ class Relay:
         except SqlParseError as exc:
             await self._decide_simple(frame, Judgement([self._unparsed(sql, exc)]), out)
             return
+        if not actions and not ops:
+            # No action (BEGIN, COMMIT, SHOW, a harmless SET, an empty query): nothing to judge or record,
+            # so it is forwarded as a judgement of no verdicts would forward it, without the round.
+            self.pending.append(Pending(self.sent_batches, True, [], []))
+            self._forward_batch_end(frame, out)
+            return
         if not ops:
             await self._decide_simple(frame, await self._judge(actions), out)
             return
@@ -424,8 +447,8 @@ class Relay:
         self._forward_batch_end(frame, out)
 
     async def _parse(self, frame: Frame, out: list[bytes]) -> None:
-        (name,), _ = _cstrings(frame.body, 1)
         parsed = Parse.decode(frame.body)
+        name = parsed.name.encode("utf-8")  # the exact bytes: the decoder accepts strict UTF-8 only
         actions: list[ActionRequest] = []
         ops: tuple[CursorOp, ...] = ()
         try:
@@ -435,7 +458,8 @@ class Relay:
         else:
             judgement = await self._judge(actions)
         if judgement.forwards:
-            self.statements[name] = Prepared(actions, fresh=judgement if judgement.verdicts else None,
+            # kept: copies of what was judged, so nothing done to the judged requests reaches later Executes
+            self.statements[name] = Prepared(cache.fresh(actions), fresh=judgement if judgement.verdicts else None,
                                              cursor_ops=ops)
             out.append(frame.encode())
             return
@@ -483,7 +507,8 @@ class Relay:
             out.append(frame.encode())
             return
         else:
-            judgement = statement.fresh if statement.fresh is not None else await self._judge(statement.actions)
+            judgement = (statement.fresh if statement.fresh is not None
+                         else await self._judge(cache.fresh(statement.actions)))  # kept ones stay untouched
             statement.fresh = None
         verdicts = judgement.verdicts
         if not judgement.forwards:
@@ -534,10 +559,8 @@ class Relay:
     # more than once before its transaction ended is judged as every declaration still possibly alive.
 
     def _classify_statements(self, sql: str) -> tuple[list[ActionRequest], tuple[CursorOp, ...]]:
-        actions, ops = classify_statements(sql)
-        for action in actions:
-            action.request = self.summary
-        return actions, ops
+        # Fresh requests per use, built with this session's summary (the cache keeps no request objects).
+        return cache.shared.classify(sql, self.summary)
 
     async def _judge_cursor_ops(self, actions: list[ActionRequest], ops: tuple[CursorOp, ...]
                                 ) -> tuple[Judgement, dict[bytes, Declaration | None]]:
@@ -680,6 +703,7 @@ class Relay:
         # Written when the upstream answers the stand-in, so receipts keep the order of the answers
         # (an earlier statement of the same pipeline closes its receipt first); the agent hears the
         # refusal once they are on disk.
+        self._flush_closes()
         for verdict in refusal.verdicts:
             try:
                 self.unwritten.append(self.engine.record(verdict))
