@@ -30,7 +30,8 @@ round against the baseline measured in the same round, then summarised (median [
 one ``pgbench -S`` run and prints where the samples fall (inclusive share per function of interest).
 
 ``--only inprocess`` runs the sidecar's per-statement work without sockets or PostgreSQL (classify, judge,
-durable intent through the writer process, close; 8 loops on one event loop) and reports its CPU per SELECT.
+durable intent through the writer process, close; 8 loops on one event loop) and reports its CPU per SELECT,
+then how long one statement at a time waits for its durable intent.
 
 ``--only memory``: the sidecar's RSS (psutil) at start, after a warm-up, and after ``--rss-statements``
 more SELECTs (pgbench -S -c 8 -t N/8 through a fresh sidecar).
@@ -490,11 +491,25 @@ def inprocess_cycle(workdir: Path, statements: int, clients: int = 8) -> dict[st
         c0, k0, began = me.cpu_times(), child.cpu_times(), time.perf_counter()
         await asyncio.gather(*(client(k) for k in range(clients)))
         c1, k1, ended = me.cpu_times(), child.cpu_times(), time.perf_counter()
+        # One statement at a time: how long a PASS waits for its durable intent (the writer's round trip).
+        waits = []
+        for i in range(2000):
+            actions, _ = cache.classify(f"UPDATE pgbench_tellers SET tbalance = tbalance + {i} WHERE tid = 1;",
+                                        summary)
+            judgement = await pipeline.judge(engine, actions)
+            opened = time.perf_counter()
+            tickets = await pipeline.open_intents(engine, judgement)
+            waits.append(time.perf_counter() - opened)
+            for ticket in tickets:
+                engine.close(ticket, [ActionResult(action="postgres.update_row", system="postgres", success=True,
+                                                   output={"command_tag": "UPDATE 1", "rows": 1})])
         store.close()
+        waits.sort()
         done = statements // clients * clients
         return {"statements": done, "clients": clients, "rate": done / (ended - began),
                 "sidecar_cpu_us": 1e6 * (c1.user + c1.system - c0.user - c0.system) / done,
-                "writer_cpu_us": 1e6 * (k1.user + k1.system - k0.user - k0.system) / done}
+                "writer_cpu_us": 1e6 * (k1.user + k1.system - k0.user - k0.system) / done,
+                "intent_wait_us": {"p50": 1e6 * waits[len(waits) // 2], "p99": 1e6 * waits[int(len(waits) * 0.99)]}}
 
     return asyncio.run(run())
 
@@ -591,7 +606,9 @@ def main(argv: list[str] | None = None) -> None:
             cycle = inprocess_cycle(workdir, 20_000)
             print(f"in-process, {cycle['clients']} loops, {cycle['statements']} SELECTs: {cycle['rate']:.0f}/s; "
                   f"CPU per SELECT: sidecar side {cycle['sidecar_cpu_us']:.0f} us, receipt writer "
-                  f"{cycle['writer_cpu_us']:.0f} us (load {os.getloadavg()[0]:.2f})")
+                  f"{cycle['writer_cpu_us']:.0f} us (load {os.getloadavg()[0]:.2f}); one at a time, a PASS waits "
+                  f"{cycle['intent_wait_us']['p50']:.0f} us p50, {cycle['intent_wait_us']['p99']:.0f} us p99 for its "
+                  f"durable intent")
             print(f"saved {save('pgbench-inprocess', {'inprocess': cycle, 'load': os.getloadavg()})}")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)

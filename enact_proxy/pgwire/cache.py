@@ -7,9 +7,11 @@ result for the exact text (``BEGIN``, ``SELECT ... WHERE id = $1``, ``END``), fr
 so a repeated text costs a dict lookup and a copy of its payload.
 
 What is kept is immutable: per action its name and a read-only view of its payload, and the cursor
-operations (frozen). Every use gets fresh :class:`ActionRequest` objects, built with the session's
-``request`` summary at once, so nothing a caller, the engine or a policy does to a request or its
-payload can reach the cache or another session. A text that does not parse is never cached (it is
+operations (frozen). Every use gets fresh :class:`ActionRequest` objects carrying the session's
+``request`` summary (a hit builds them from the kept entry, a miss hands out the classifier's own fresh
+ones), so nothing a caller, the engine or a policy does to a request or its payload can reach the cache
+or another session. Classification depends on the text alone, never on the configuration, so a reload
+leaves the cache valid. A text that does not parse is never cached (it is
 refused each time, by the same parser). Texts longer than :data:`MAX_CACHED_TEXT` are not kept, so the
 cache's memory stays bounded whatever an agent sends.
 """
