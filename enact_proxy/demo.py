@@ -143,6 +143,10 @@ def _agent_db_url(listen: str, database: Any) -> str:
 def _sidecar(stack: contextlib.ExitStack, directory: Path, systems: dict[str, Any], roles: list[str],
              env: dict[str, str]) -> SidecarProcess:
     directory.mkdir(parents=True, exist_ok=True)
+    # The sandbox upstreams are new on every run, so what the state store remembers (contacts created
+    # through Enact, approvals) must be too: a second `enact-proxy demo` in the same folder starts afresh.
+    for leftover in directory.glob(f"{DEMO_STATE}*"):
+        leftover.unlink()
     config = {
         "version": 1,
         "actor": {"email": "contractor@company.com" if "contractor" in roles else "agent@company.com",
@@ -151,6 +155,7 @@ def _sidecar(stack: contextlib.ExitStack, directory: Path, systems: dict[str, An
         "listen": {"http": "127.0.0.1:0", "postgres": "127.0.0.1:0", "admin": "127.0.0.1:0"},
         "receipts": {"dir": "receipts"},
         "certs_dir": "certs",
+        "state": {"url": f"sqlite:///{DEMO_STATE}"},
         "egress": {"passthrough": ["api.openai.com", "api.anthropic.com"]},
         "systems": systems,
         "workflows": {k: [a for a in v if a.split(".")[0] in systems] for k, v in WORKFLOWS.items()
@@ -193,6 +198,7 @@ def _run_agent(env: dict[str, str], clock: float, sidecar: SidecarProcess) -> li
     return seen
 
 
+DEMO_STATE = "sandbox-state.sqlite"  # beside the demo's enact.yaml; remade on every run
 PENDING = re.compile(r"approval ([0-9a-f-]{36}) is pending")
 
 

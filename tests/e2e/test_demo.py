@@ -37,3 +37,14 @@ def test_demo_runs_every_front_door_and_verifies_its_receipts(tmp_path: Path) ->
     # Credential isolation: the sandbox tokens the sidecar injected never reach a receipt.
     text = b"".join(p.read_bytes() for p in log.glob("*/*.jsonl"))
     assert b"ghp_" not in text and b"pat-na1-" not in text
+
+
+def test_a_second_demo_in_the_same_folder_starts_from_fresh_state(tmp_path: Path) -> None:
+    # The sandbox upstreams are new on every run; contacts the first run created through Enact must not be
+    # remembered as duplicates by the second, whose log continues in the same folder.
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    command = [sys.executable, "-m", "enact_proxy.cli", "demo", "--dir", str(tmp_path / "demo")]
+    for _ in range(2):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+        assert "did not end as expected" not in result.stdout
