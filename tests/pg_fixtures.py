@@ -6,6 +6,7 @@ there it fails.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -14,12 +15,12 @@ import pytest
 
 from enact_proxy.sandbox.postgres import SUPERUSER, PgServer, PostgresUnavailable, running_postgres
 
-__all__ = ["SUPERUSER", "PgServer", "PostgresUnavailable", "pg_server", "running_postgres"]
+__all__ = ["SUPERUSER", "PgServer", "PostgresUnavailable", "pg_server", "running_postgres", "own_postgres"]
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    """A PostgreSQL shared by the whole test session (tests use their own tables or schemas)."""
+@contextlib.contextmanager
+def own_postgres() -> Iterator[PgServer]:
+    """A PostgreSQL of its own, or the test is skipped with the reason (failed when ``CI=true``)."""
     try:
         context = running_postgres()
         server = context.__enter__()
@@ -31,3 +32,10 @@ def pg_server() -> Iterator[PgServer]:
         yield server
     finally:
         context.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A PostgreSQL shared by the whole test session (tests use their own tables or schemas)."""
+    with own_postgres() as server:
+        yield server

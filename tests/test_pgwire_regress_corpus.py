@@ -15,8 +15,6 @@ Also checked: no statement the classifier cannot parse is one PostgreSQL ran wit
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -25,7 +23,7 @@ import pytest
 from psycopg import pq
 
 from enact_proxy.pgwire.classify import CursorOp, SqlParseError, classify_statements
-from tests.pg_fixtures import PgServer, PostgresUnavailable, running_postgres
+from tests.pg_fixtures import PgServer, own_postgres
 from tests.pg_regress_corpus import files, statements
 
 READ_ONLY = "25006"
@@ -36,17 +34,8 @@ MIN_STATEMENTS = 10_000  # the selection holds ~15.6k; fewer means the splitter 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[PgServer]:
     """A PostgreSQL of this module's own: the corpus changes roles and cluster-wide state."""
-    try:
-        context = running_postgres()
-        server = context.__enter__()
-    except (PostgresUnavailable, OSError, subprocess.SubprocessError) as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"embedded PostgreSQL is required in CI but did not start: {exc}")
-        pytest.skip(f"embedded PostgreSQL did not start: {exc}")
-    try:
+    with own_postgres() as server:
         yield server
-    finally:
-        context.__exit__(None, None, None)
 
 
 @dataclass

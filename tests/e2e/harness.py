@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
 import yaml
 
 from enact_proxy.launcher import SidecarProcess
@@ -100,6 +101,18 @@ def start_sidecar(directory: Path, config: Path | None = None, env: dict[str, st
     started = launch(config or directory / "enact.yaml", env=env, timeout=timeout)
     return RunningSidecar(started.process, started.directory, started.http, started.postgres, started.output,
                           started.admin)
+
+
+def agent_session(sidecar: SidecarProcess, authorization: str | None = None) -> requests.Session:
+    """A requests session configured the way the agent's environment configures it (proxy and CA only:
+    the test process's own environment must not leak in)."""
+    session = requests.Session()
+    session.trust_env = False
+    session.proxies = {"https": sidecar.proxy_url, "http": sidecar.proxy_url}
+    session.verify = str(sidecar.ca)
+    if authorization:
+        session.headers["authorization"] = authorization
+    return session
 
 
 def wait_until(predicate: Any, *, what: str, timeout: float = 10.0) -> None:

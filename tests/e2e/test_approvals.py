@@ -18,7 +18,7 @@ import requests
 
 from enact_proxy.sandbox import SandboxGitHub
 from enact_proxy.sandbox.postgres import PgServer
-from tests.e2e.harness import RunningSidecar, wait_until
+from tests.e2e.harness import RunningSidecar, agent_session, wait_until
 from tests.pg_fixtures import pg_server  # noqa: F401 - the session fixture
 
 GITHUB = "https://api.github.com"
@@ -31,12 +31,7 @@ def approval_policies(hold_seconds: float = 0) -> list[Any]:
 
 
 def agent(sidecar: RunningSidecar) -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False
-    session.proxies = {"https": sidecar.proxy_url, "http": sidecar.proxy_url}
-    session.verify = str(sidecar.ca)
-    session.headers["authorization"] = "Bearer agent-token"
-    return session
+    return agent_session(sidecar, "Bearer agent-token")
 
 
 class Admin:

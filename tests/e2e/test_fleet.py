@@ -18,8 +18,9 @@ import pytest
 import requests
 
 from enact_proxy.sandbox import SandboxHubSpot
-from enact_proxy.sandbox.postgres import PgServer, running_postgres
-from tests.e2e.harness import DEFAULT_WORKFLOWS, RunningSidecar, wait_until
+from enact_proxy.sandbox.postgres import PgServer
+from tests.e2e.harness import DEFAULT_WORKFLOWS, RunningSidecar, agent_session, wait_until
+from tests.pg_fixtures import own_postgres
 
 CONTACTS = "https://api.hubapi.com/crm/v3/objects/contacts"
 TASKS = "https://api.hubapi.com/crm/v3/objects/tasks"
@@ -32,7 +33,7 @@ STATE_PASSWORD_ENV = "ENACT_TEST_STATE_PASSWORD"
 @pytest.fixture(scope="module")
 def store_server() -> Iterator[PgServer]:
     """A PostgreSQL of its own: one test stops and restarts it."""
-    with running_postgres() as server:
+    with own_postgres() as server:
         yield server
 
 
@@ -59,11 +60,7 @@ def fleet(sidecar_factory: Callable[..., RunningSidecar], store_server: PgServer
 
 
 def agent(sidecar: RunningSidecar) -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False
-    session.proxies = {"https": sidecar.proxy_url, "http": sidecar.proxy_url}
-    session.verify = str(sidecar.ca)
-    return session
+    return agent_session(sidecar)
 
 
 def creations(hubspot: SandboxHubSpot, path: str) -> list[Any]:

@@ -24,7 +24,7 @@ import requests
 
 from enact_proxy.sandbox import SandboxGitHub, SandboxHubSpot
 from tests.e2e.conftest import UPSTREAM_TOKEN
-from tests.e2e.harness import DEFAULT_WORKFLOWS, RunningSidecar, wait_until
+from tests.e2e.harness import DEFAULT_WORKFLOWS, RunningSidecar, agent_session, wait_until
 
 HUBSPOT = "https://api.hubapi.com"
 GITHUB = "https://api.github.com"
@@ -35,12 +35,7 @@ GITHUB_ONLY = {"agent_git": DEFAULT_WORKFLOWS["agent_git"]}
 
 
 def agent(sidecar: RunningSidecar) -> requests.Session:
-    """A requests session configured the way the agent's environment configures it."""
-    session = requests.Session()
-    session.trust_env = False  # the test process's own environment must not leak in
-    session.proxies = {"https": sidecar.proxy_url, "http": sidecar.proxy_url}
-    session.verify = str(sidecar.ca)
-    return session
+    return agent_session(sidecar)
 
 
 def writes(server: Any, method: str | None = None, path_part: str = "") -> list[Any]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.harness import RunningSidecar
+from tests.e2e.harness import RunningSidecar, agent_session
 
 CONTACT = "https://api.hubapi.com/crm/v3/objects/contacts/1001"
 
@@ -106,9 +106,4 @@ def test_readyz_names_an_unreachable_state_store(sidecar_factory, hubspot):
 
 
 def _agent(sidecar: RunningSidecar) -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False
-    session.proxies = {"https": sidecar.proxy_url}
-    session.verify = str(sidecar.ca)
-    session.headers["authorization"] = "Bearer agent"
-    return session
+    return agent_session(sidecar, "Bearer agent")

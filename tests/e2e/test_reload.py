@@ -18,7 +18,7 @@ import requests
 import yaml
 
 from enact_proxy.sandbox.postgres import PgServer
-from tests.e2e.harness import RunningSidecar, wait_until
+from tests.e2e.harness import RunningSidecar, agent_session, wait_until
 from tests.pg_fixtures import pg_server  # noqa: F401 - the session fixture
 
 CONTACT = "https://api.hubapi.com/crm/v3/objects/contacts/1001"  # the first contact the sandbox makes
@@ -27,12 +27,7 @@ READS_TOO = {"crm": ["hubspot.create_contact", "hubspot.get_contact"]}
 
 
 def agent(sidecar: RunningSidecar) -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False
-    session.proxies = {"https": sidecar.proxy_url}
-    session.verify = str(sidecar.ca)
-    session.headers["authorization"] = "Bearer agent"
-    return session
+    return agent_session(sidecar, "Bearer agent")
 
 
 def rewrite(sidecar: RunningSidecar, **changes: Any) -> str:
