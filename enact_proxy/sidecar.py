@@ -165,7 +165,14 @@ class Sidecar:
         action = ActionRequest(system="enact", action=verb,
                                payload={"approval_id": approval.id, "digest": approval.digest, "reason": reason})
         said = "approved" if approve else "denied"
-        engine.record(engine.note(action, person, f"{said} by {person}: {approval.action}")).result(timeout=30)
+        try:
+            engine.record(engine.note(action, person, f"{said} by {person}: {approval.action}")).result(timeout=30)
+        except Exception as exc:
+            # No receipt of who decided, no decision: the approval goes back to pending (unless a retry
+            # already spent the grant, whose own receipt names the approver), and the person is told.
+            self.state.reopen_approval(approval.id)
+            raise ReceiptError(f"the decision could not be recorded ({exc}); approval {approval.id} "
+                               "is still pending") from exc
         return approval
 
     @property

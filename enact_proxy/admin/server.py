@@ -27,6 +27,7 @@ import tornado.netutil
 import tornado.web
 
 from enact_proxy.admin import receipts
+from enact_proxy.receipts import ReceiptError
 from enact_proxy.state import ApprovalNotPending
 
 if TYPE_CHECKING:
@@ -131,6 +132,9 @@ class Decide(_Base):
         except ApprovalNotPending as exc:
             status = 404 if exc.status is None else 409
             self.answer(status, {"error": str(exc), "status": exc.status})
+            return
+        except ReceiptError as exc:
+            self.answer(503, {"error": str(exc)})
             return
         self.answer(200, {"approval": approval.to_json()})
 

@@ -50,6 +50,8 @@ class StateStore(Protocol):
     def decide_approval(self, approval_id: str, *, approve: bool, by: str, reason: str, now: datetime,
                         grant_for: timedelta | None = None) -> Approval: ...
 
+    def reopen_approval(self, approval_id: str) -> None: ...
+
 
 def open_store(url: str, *, base_dir: Path | str = ".", password: str | None = None,
                timeout: float = 2.0) -> StateStore:

@@ -166,6 +166,14 @@ class SqlStore(ABC):
         return found[0]
 
 
+    def reopen_approval(self, approval_id: str) -> None:
+        """Undo a decision whose receipt could not be written: approved or denied becomes pending again;
+        a grant already used stays used."""
+        with self._tx([f"grant:{approval_id}"]) as tx:
+            tx.run("UPDATE enact_approvals SET status = 'pending', decided_by = NULL, decided_at = NULL, "
+                   "reason = NULL WHERE id = ? AND status IN ('approved', 'denied')", (approval_id,))
+
+
 def _lock_key(claim: Claim) -> str:
     return f"grant:{claim.approval_id}" if isinstance(claim, UseGrant) else claim.key
 
