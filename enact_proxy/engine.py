@@ -146,6 +146,7 @@ class Engine:
         self.redactor = redactor or Redactor()
         self.clock = clock or (lambda: datetime.now(UTC))
         self.metrics = metrics  # enact_proxy.admin.Metrics, when the sidecar serves /metrics
+        self._blocking: dict[str, bool] = {}
 
     # -- deciding ----------------------------------------------------------------------------
     def workflow_for(self, action: ActionRequest) -> str | None:
@@ -157,7 +158,14 @@ class Engine:
     def may_block(self, actions: Sequence[ActionRequest]) -> bool:
         """Whether judging these actions may wait on I/O (a lookup in a system, the state store):
         then a front door judges them off its event loop."""
-        return any(may_block(p, a.full_name) for p in self.policies for a in actions)
+        return any(self._blocks(a.full_name) for a in actions)
+
+    def _blocks(self, action: str) -> bool:
+        # Per action name, once: the policies are fixed for this engine's life (a reload makes a new one).
+        found = self._blocking.get(action)
+        if found is None:
+            found = self._blocking[action] = any(may_block(p, action) for p in self.policies)
+        return found
 
     def judge_request(self, actions: Sequence[ActionRequest], systems: Mapping[str, Any] | None = None) -> Judgement:
         """Judge a request's actions together, then claim the state its passes take (atomically)."""
