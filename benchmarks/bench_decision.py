@@ -1,7 +1,8 @@
 """The decision core in-process: judge + draft + sign, against Cedar and Rego evaluating one rule.
 
 One Enact decision = ``Engine.judge`` (allowlist, every built-in policy) + ``Engine.draft`` (the
-receipt body, redacted) + ``ReceiptKey.signed`` (HMAC-SHA256 over canonical JSON), for
+receipt body, redacted) + ``ReceiptKey.signed_with_bytes`` (HMAC-SHA256 over canonical JSON, as the
+log writer signs a record), for
 ``hubspot.create_contact`` with a fake in-memory HubSpot so ``no_duplicate_contacts`` really runs
 its lookup without a network. No fsync here: bench_receipts.py measures durability.
 
@@ -27,6 +28,7 @@ from enact_proxy.engine import Engine
 from enact_proxy.models import ActionRequest, Decision, RequestSummary, WorkflowContext
 from enact_proxy.policy import evaluate
 from enact_proxy.receipts import ReceiptKey, ReceiptStore
+from enact_proxy.receipts.store import FREE_FORM
 from enact_proxy.state import SqliteStateStore
 
 ROLES = ["sales_agent", "engineer"]
@@ -86,7 +88,9 @@ def enact_decision(tmp: Path) -> Callable[[], Any]:
         verdict = engine.judge(action, systems)
         if verdict.decision is not Decision.PASS or len(verdict.policy_results) != len(ALL_POLICIES):
             raise RuntimeError(f"expected a PASS by every policy, got {verdict.decision}: {verdict.reason}")
-        return key.signed({**engine.draft(verdict).body(), "kind": "receipt", "seq": 1, "prev_hash": prev["hash"]})
+        # Signed as the log writer signs: one serialisation, only the free-form members walked for types.
+        return key.signed_with_bytes({**engine.draft(verdict).body(), "kind": "receipt", "seq": 1,
+                                      "prev_hash": prev["hash"]}, FREE_FORM)
 
     return decide
 

@@ -32,6 +32,8 @@ def canonical_email(email: str) -> str:
     ignorable ones (U+FFA0 HALFWIDTH HANGUL FILLER becomes U+1160), and NFKC runs again after case
     folding, which can leave a string unnormalised (NFKC_Casefold in Unicode terms).
     """
+    if email.isascii():  # no ignorables, NFKC is the identity and casefold is lower (most emails)
+        return email.lower().strip()
     text = email.translate(_IGNORABLE_TABLE)
     text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
     return text.translate(_IGNORABLE_TABLE).strip()

@@ -6,11 +6,28 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter
 
 RECEIPT_VERSION = 2
+_set_attr = object.__setattr__
+M = TypeVar("M", bound=BaseModel)
+
+
+def built(cls: type[M], fields: dict[str, Any], private: dict[str, Any] | None = None) -> M:
+    """An instance of ``cls`` holding ``fields`` as given: every field, already of its type.
+
+    The engine's hot path makes several models per decision out of values it typed itself; pydantic's
+    ``model_construct`` (pure Python in 2.13, ~2 µs) walks every field for defaults and aliases, this
+    does what it ends with. Callers pass every field (tests/test_models.py holds the result equal to
+    the validated model)."""
+    obj = cls.__new__(cls)
+    _set_attr(obj, "__dict__", fields)
+    _set_attr(obj, "__pydantic_fields_set__", set(fields))
+    _set_attr(obj, "__pydantic_extra__", None)
+    _set_attr(obj, "__pydantic_private__", private)
+    return obj
 
 
 class Decision(StrEnum):
@@ -45,8 +62,17 @@ class ActionRequest(BaseModel):
         return f"{self.system}.{self.action}"
 
 
-# (policy name, the list its claims go to) while policy.evaluate() runs a policy.
-CLAIMS: ContextVar[tuple[str, list[tuple[str, Any]]] | None] = ContextVar("enact_claims", default=None)
+class ClaimSink:
+    """Where ``ctx.claim`` puts claims while ``policy.evaluate()`` runs policies: (policy name, claim)."""
+
+    __slots__ = ("policy", "claims")
+
+    def __init__(self) -> None:
+        self.policy = ""  # the policy running now (evaluate sets it before each one)
+        self.claims: list[tuple[str, Any]] = []
+
+
+CLAIMS: ContextVar[ClaimSink | None] = ContextVar("enact_claims", default=None)
 
 
 class WorkflowContext(BaseModel):
@@ -81,8 +107,7 @@ class WorkflowContext(BaseModel):
         """
         collecting = CLAIMS.get()
         if collecting is not None:
-            policy, sink = collecting
-            sink.append((policy, claim))
+            collecting.claims.append((collecting.policy, claim))
             return
         if self._claims is None:
             self._claims = []
@@ -100,6 +125,11 @@ class WorkflowContext(BaseModel):
 
 
 class PolicyResult(BaseModel):
+    """One policy's verdict on one action. Frozen: results with the same text are shared between
+    decisions (``enact_proxy.policy.passed``/``failed``), and a receipt must show what was decided."""
+
+    model_config = ConfigDict(frozen=True)
+
     policy: str
     passed: bool
     reason: str

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from pydantic import validate_call
 
-from enact_proxy.models import CLAIMS, PolicyResult, WorkflowContext
+from enact_proxy.models import CLAIMS, ClaimSink, PolicyResult, WorkflowContext
 
 Policy = Callable[[WorkflowContext], PolicyResult]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -69,42 +70,83 @@ def instantiate(policy: Any) -> Policy:
     return policy  # type: ignore[no-any-return]
 
 
+SHARED_REASON_CHARS = 200  # longer reasons (an exception's text, a payload quoted) are not kept
+
+
+@lru_cache(maxsize=4096)
+def _shared(policy: str, ok: bool, reason: str) -> PolicyResult:
+    return PolicyResult(policy=policy, passed=ok, reason=reason)
+
+
+def _result(policy: str, ok: bool, reason: str) -> PolicyResult:
+    # Most reasons are fixed texts ("not a git action"): one frozen result each, shared by every decision.
+    if type(policy) is str and type(reason) is str and len(reason) <= SHARED_REASON_CHARS:
+        return _shared(policy, ok, reason)
+    return PolicyResult(policy=policy, passed=ok, reason=reason)
+
+
 def passed(policy: str, reason: str) -> PolicyResult:
-    return PolicyResult(policy=policy, passed=True, reason=reason)
+    return _result(policy, True, reason)
 
 
 def failed(policy: str, reason: str) -> PolicyResult:
-    return PolicyResult(policy=policy, passed=False, reason=reason)
+    return _result(policy, False, reason)
 
 
-def evaluate(policies: Iterable[Policy], ctx: WorkflowContext) -> list[PolicyResult]:
+class PolicySet:
+    """Policies in order, with what running them needs worked out once (names, who asks a person)."""
+
+    def __init__(self, policies: Iterable[Policy]):
+        self.policies = tuple(policies)
+        self.names = tuple(policy_name(p) for p in self.policies)
+        self.pairs = tuple((p, policy_name(p)) for p in self.policies)
+        self._asks = tuple(bool(getattr(p, "asks_a_person", False)) for p in self.policies)
+        self._later: dict[str | None, tuple[int, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self.policies)
+
+    def later(self, action: str | None) -> tuple[int, ...]:
+        """The policies that ask a person about ``action`` (they run last). For other actions such a
+        policy runs like any other (and passes)."""
+        found = self._later.get(action)
+        if found is None:
+            found = self._later[action] = tuple(
+                i for i, p in enumerate(self.policies)
+                if self._asks[i] and action is not None and may_block(p, action))
+        return found
+
+
+def evaluate(policies: Iterable[Policy] | PolicySet, ctx: WorkflowContext) -> list[PolicyResult]:
     """Every policy's result, in order; the claims a policy stated (``ctx.claim``) are kept only when it
     passed. Policies that ask a person run last, and only when every other policy passed."""
-    policies = list(policies)
-    results: list[PolicyResult | None] = [None] * len(policies)
-    claims: list[tuple[str, Any]] = []
-    # Only for actions such a policy would hold: for the rest it runs like any other (and passes).
-    later = [i for i, p in enumerate(policies) if getattr(p, "asks_a_person", False)
-             and ctx.full_action is not None and may_block(p, ctx.full_action)]
+    plan = policies if isinstance(policies, PolicySet) else PolicySet(policies)
+    sink = ClaimSink()
+    later = plan.later(ctx.full_action)
+    token = CLAIMS.set(sink)
     try:
-        for i, policy in enumerate(policies):
-            if i not in later:
-                results[i] = _run(policy, ctx, claims)
-        refused = [r.policy for r in results if r is not None and not r.passed]
-        for i in later:
-            results[i] = _run(policies[i], ctx, claims) if not refused else failed(
-                policy_name(policies[i]), f"not put to a person (refused by {', '.join(refused)})")
+        if not later:
+            results = [_run(policy, name, ctx, sink) for policy, name in plan.pairs]
+        else:
+            slots: list[PolicyResult | None] = [
+                None if i in later else _run(policy, name, ctx, sink)
+                for i, (policy, name) in enumerate(plan.pairs)]
+            refused = [r.policy for r in slots if r is not None and not r.passed]
+            for i in later:
+                slots[i] = _run(plan.policies[i], plan.names[i], ctx, sink) if not refused else failed(
+                    plan.names[i], f"not put to a person (refused by {', '.join(refused)})")
+            results = [r for r in slots if r is not None]
     finally:
-        CLAIMS.set(None)
-    if claims:
-        ctx._claims = claims
-    return [r for r in results if r is not None]
+        CLAIMS.reset(token)
+    if sink.claims:
+        ctx._claims = sink.claims
+    return results
 
 
-def _run(policy: Policy, ctx: WorkflowContext, claims: list[tuple[str, Any]]) -> PolicyResult:
-    name = policy_name(policy)
+def _run(policy: Policy, name: str, ctx: WorkflowContext, sink: ClaimSink) -> PolicyResult:
+    claims = sink.claims
     before = len(claims)
-    CLAIMS.set((name, claims))
+    sink.policy = name
     try:
         outcome = policy(ctx)
     except Exception as exc:  # noqa: BLE001 - a raising policy is a failed check, never a crash

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from enact_proxy.models import PolicyResult, WorkflowContext
@@ -14,6 +15,10 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 def _parse_time(text: str) -> time:
     hours, minutes = text.split(":")
     return time(int(hours), int(minutes))
+
+
+def _whole_minutes(offset: timedelta | None) -> bool:
+    return offset is not None and offset.seconds % 60 == 0
 
 
 @factory
@@ -35,13 +40,29 @@ def within_maintenance_window(start: str = "09:00", end: str = "17:00", timezone
         yesterday = DAYS[(local - timedelta(days=1)).weekday()]
         return (today in allowed and now >= opens) or (yesterday in allowed and now < closes)
 
-    @pure
-    def within_maintenance_window(ctx: WorkflowContext) -> PolicyResult:
-        name = "within_maintenance_window"
-        local = ctx.now.astimezone(zone)
+    def judged(local: datetime) -> PolicyResult:
         stamp = f"{DAYS[local.weekday()]} {local:%H:%M} {timezone}"
         if in_window(local):
             return passed(name, f"{stamp} is inside {start}-{end}")
         return failed(name, f"{stamp} is outside the window {start}-{end} on {','.join(sorted(allowed))}")
+
+    name = "within_maintenance_window"
+    # Every decision within one minute gets the same answer: kept for the last minute seen (a zone
+    # offset with seconds — only historical LMT ones — would make a UTC minute straddle two local ones).
+    # One (minute, result) pair, replaced whole: threads judging at once never see a half-updated one.
+    last: list[tuple[Any, PolicyResult | None]] = [(None, None)]
+
+    @pure
+    def within_maintenance_window(ctx: WorkflowContext) -> PolicyResult:
+        now = ctx.now
+        minute = (now.replace(second=0, microsecond=0), now.tzinfo)
+        seen, result = last[0]
+        if result is not None and minute == seen:
+            return result
+        local = now.astimezone(zone)
+        result = judged(local)
+        if _whole_minutes(now.utcoffset()) and _whole_minutes(local.utcoffset()):
+            last[0] = (minute, result)
+        return result
 
     return within_maintenance_window

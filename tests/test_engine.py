@@ -234,3 +234,15 @@ def test_uncalled_factory_gets_its_defaults(store, clock):
     verdict = engine.judge(big)
     assert verdict.decision is Decision.BLOCK
     assert "max 20" in verdict.reason
+
+
+def test_run_ids_are_version_4_uuids():
+    import uuid
+
+    from enact_proxy.engine import new_run_id
+
+    ids = {new_run_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for text in list(ids)[:200]:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text

@@ -7,7 +7,7 @@ import unicodedata
 from hypothesis import given
 from hypothesis import strategies as st
 
-from enact_proxy.identity import canonical_email, is_default_ignorable
+from enact_proxy.identity import _IGNORABLE_TABLE, canonical_email, is_default_ignorable
 
 IGNORABLES = ["\u200b", "\u200c", "\u200d", "\u2060", "\u00ad", "\ufeff", "\u180e", "\u202e", "\ufe0f",
               "\U000e0041"]
@@ -61,3 +61,16 @@ def test_compatibility_forms_change_nothing(email):
     # Full-width ASCII (U+FF01..U+FF5E) is the compatibility form of ASCII: NFKC folds it back.
     wide = "".join(chr(ord(c) + 0xFEE0) if 0x21 <= ord(c) <= 0x7E else c for c in email)
     assert canonical_email(wide) == canonical_email(email)
+
+
+def _full_algorithm(email: str) -> str:
+    """SPEC §7's steps, with no shortcut: what the ASCII fast path must equal."""
+    table = _IGNORABLE_TABLE
+    text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", email.translate(table)).casefold())
+    return text.translate(table).strip()
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=40))
+def test_ascii_shortcut_equals_the_full_steps(email):
+    assert email.isascii()
+    assert canonical_email(email) == _full_algorithm(email)

@@ -74,3 +74,22 @@ def test_days_may_be_written_in_full_and_any_case():
 def test_bad_parameters_raise_when_the_policy_is_made(params):
     with pytest.raises((ValueError, LookupError, ValidationError)):
         within_maintenance_window(**params)
+
+
+def test_the_answer_kept_for_a_minute_follows_the_clock_across_the_edge():
+    from datetime import UTC, datetime
+
+    from policies.time import within_maintenance_window
+    from tests.conftest import make_context
+
+    policy = within_maintenance_window(start="09:00", end="17:00", timezone="UTC")
+
+    def at(hour: int, minute: int, second: int = 0):
+        ctx = make_context("hubspot.create_contact", {})
+        ctx.now = datetime(2026, 12, 1, hour, minute, second, tzinfo=UTC)  # a Tuesday
+        return policy(ctx)
+
+    assert at(16, 59, 1).passed and at(16, 59, 59).passed
+    assert not at(17, 0, 0).passed  # the next minute is judged afresh
+    assert at(16, 59, 30).passed and not at(17, 0, 30).passed
+    assert at(16, 59, 30).reason == "tue 16:59 UTC is inside 09:00-17:00"

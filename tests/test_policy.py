@@ -125,3 +125,35 @@ def test_a_policy_that_asks_a_person_runs_only_once_every_other_policy_passed():
     assert asked == ["w"] and [r.policy for r in results] == ["person", "fine"]
     evaluate([person, refusing], make_context("hubspot.create_deal", {}, workflow="x"))
     assert asked == ["w", "x"]  # an action it does not hold: it runs like any other policy
+
+
+def test_results_with_one_text_are_shared_and_frozen():
+    from enact_proxy.policy import SHARED_REASON_CHARS
+
+    first, again = passed("p", "not a git action"), passed("p", "not a git action")
+    assert first is again  # one object per fixed text: no copy per decision
+    assert failed("p", "not a git action") is not first and not failed("p", "not a git action").passed
+    with pytest.raises(ValidationError):
+        first.reason = "changed"  # shared, so nobody may change it
+    long = "x" * (SHARED_REASON_CHARS + 1)  # an exception's text or a quoted payload: not kept
+    assert passed("p", long) is not passed("p", long) and passed("p", long).reason == long
+
+
+def test_nested_evaluate_keeps_each_runs_claims_apart():
+    from enact_proxy.state import Unique
+
+    def inner(ctx):
+        ctx.claim(Unique("inner"))
+        return passed("inner", "ok")
+
+    def outer(ctx):
+        ctx.claim(Unique("before"))
+        nested = make_context(None, {})
+        evaluate([inner], nested)  # a policy that runs others on its own context
+        assert nested._claims == [("inner", Unique("inner"))]
+        ctx.claim(Unique("after"))
+        return passed("outer", "ok")
+
+    ctx = make_context(None, {})
+    evaluate([outer], ctx)
+    assert ctx._claims == [("outer", Unique("before")), ("outer", Unique("after"))]

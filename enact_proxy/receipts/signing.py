@@ -77,7 +77,7 @@ class ReceiptKey:
         return hashlib.sha256(self.secret).hexdigest()[:16]
 
     def sign(self, unsigned: dict[str, Any]) -> dict[str, str]:
-        value = hmac.new(self.secret, canonical_bytes(unsigned), hashlib.sha256).hexdigest()
+        value = hmac.digest(self.secret, canonical_bytes(unsigned), "sha256").hex()
         return {"alg": "HMAC-SHA256", "key_id": self.key_id, "value": value}
 
     def signed(self, unsigned: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +102,7 @@ class ReceiptKey:
         head = _encode(head_keys, plain=plain)[1:-1] if head_keys else b""
         tail = _encode(tail_keys, plain=plain)[1:-1] if tail_keys else b""
         body = b"{" + head + (b"," if head and tail else b"") + tail + b"}"
-        value = hmac.new(self.secret, body, hashlib.sha256).hexdigest()
+        value = hmac.digest(self.secret, body, "sha256").hex()  # the one-shot C path: no HMAC object
         signature = {"alg": "HMAC-SHA256", "key_id": self.key_id, "value": value}
         member = b'"signature":{"alg":"HMAC-SHA256","key_id":"%s","value":"%s"}' % (
             self.key_id.encode("ascii"), value.encode("ascii"))
