@@ -323,7 +323,7 @@ class Engine:
         """Finish an opened action with what was done; its receipt joins the log."""
         taken, masked = self.redactor.redact([a.model_dump(mode="json") for a in actions_taken], "actions_taken")
         redacted = sorted(set(ticket.draft.redacted) | set(masked)) if masked else None
-        return ticket.close([ActionResult.model_construct(**a) for a in taken], redacted)
+        return ticket.close([built(ActionResult, a) for a in taken], redacted)
 
     def draft(self, verdict: Verdict, actions_taken: Sequence[ActionResult] = ()) -> Receipt:
         """The receipt of ``verdict`` before the log numbers and signs it (its intent is the same

@@ -62,19 +62,22 @@ class Redactor:
         """For log lines and error messages: literal secrets, URL passwords and token shapes masked."""
         return self._scrub_text(text)
 
-    def _scrub_text(self, text: str) -> str:
+    def _scrub_text(self, text: str, maybe: bool | None = None) -> str:
+        # ``maybe``: whether the caller's own pre-check matched. Putting MASK in for a known secret cannot
+        # make the pre-check match where it did not (no trigger holds "[" or "]"), so one check is enough.
         for secret in self._known:
             if secret in text:
                 text = text.replace(secret, MASK)
-        if not _MAYBE_SECRET.search(text):
+        if not (maybe if maybe is not None else _MAYBE_SECRET.search(text)):
             return text
         text = _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), text)
         return _TEXT_SECRETS.sub(lambda m: (m.group(1) or m.group(2) or "") + MASK, text)
 
     def _clean_value(self, value: str) -> str:
-        if _MAYBE_SECRET.search(value) and _SECRET_VALUES.match(value.strip()):
+        maybe = _MAYBE_SECRET.search(value) is not None
+        if maybe and _SECRET_VALUES.match(value.strip()):
             return MASK
-        return self.scrub_text(value)
+        return self._scrub_text(value, maybe)
 
     def _walk(self, value: Any, path: str, masked: list[str]) -> Any:
         # Hot path (every receipt): exact types first; a path string is built only where one is needed.

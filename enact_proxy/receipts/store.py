@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from enact_proxy.models import ActionResult, Receipt, Signature
+from enact_proxy.models import ActionResult, Receipt, Signature, built
 from enact_proxy.receipts.checkpoint import load_log_signer, sign_checkpoint
 from enact_proxy.receipts.merkle import CompactRange, leaf_hash
 from enact_proxy.receipts.note import Signer
@@ -156,8 +156,8 @@ def _as_receipt(draft: Receipt | dict[str, Any]) -> Receipt:
 
 def _signed(receipt: Receipt, answer: Answer) -> Receipt:
     seq, prev_hash, signature = answer
-    return receipt.model_copy(update={"seq": seq, "prev_hash": prev_hash, "signature": Signature.model_construct(
-        alg=signature["alg"], key_id=signature["key_id"], value=signature["value"])})
+    return built(type(receipt), {**receipt.__dict__, "seq": seq, "prev_hash": prev_hash, "signature": built(
+        Signature, {"alg": signature["alg"], "key_id": signature["key_id"], "value": signature["value"]})})
 
 
 def settle(future: Future[Any], wrap: Callable[[Answer], Any], answer: Answer | None,
@@ -190,7 +190,7 @@ class Ticket:
         update: dict[str, Any] = {"actions_taken": taken}
         if redacted is not None:
             update["redacted"] = redacted
-        return self._store.write(self.draft.model_copy(update=update))
+        return self._store.write(built(Receipt, {**self.draft.__dict__, **update}))
 
 
 # -- the log itself ----------------------------------------------------------------------------
