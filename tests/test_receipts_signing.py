@@ -139,3 +139,39 @@ def test_canonical_bytes_of_the_edge_cases_the_fast_encoder_differs_on() -> None
     for value in [1e16, 1.5e-7, float("inf"), 2**70, {1: "a"}, {"x": [0.1, -0.0]}, "\x7f\x1f\u2028"]:
         assert canonical_bytes(value) == json.dumps(value, sort_keys=True, separators=(",", ":"),
                                                     ensure_ascii=False).encode("utf-8")
+
+
+def test_a_log_records_line_spliced_after_seq_equals_serialising_the_signed_record() -> None:
+    # The log writer's path: typed records with an int seq, the signature member put in right after it.
+    import random
+    import string
+
+    from enact_proxy.receipts.signing import canonical_bytes
+
+    key = ReceiptKey(b"splice-key")
+    rng = random.Random(11)
+    tricky = ['"seq":1,', ',"seq":', '"signature":', "\\", '"', "é", "}", "{"]
+
+    def text() -> str:
+        return "".join(rng.choice([*string.printable, *tricky]) for _ in range(rng.randint(0, 8)))
+
+    def value(depth: int = 0) -> object:
+        roll = rng.random()
+        if depth > 2 or roll < 0.4:
+            return rng.choice([None, True, 3, -7, text()])
+        if roll < 0.7:
+            return [value(depth + 1) for _ in range(3)]
+        return {rng.choice(["seq", "system", "signature", "x", text()]): value(depth + 1) for _ in range(3)}
+
+    names = ["action", "payload", "prev_hash", "run_id", "system", "timestamp", "workflow", "sequel", "sf", "sz",
+             "server", "t"]
+    spliced = 0
+    for _ in range(3000):
+        record = {rng.choice(names): rng.choice([value(), text(), None]) for _ in range(rng.randint(0, 7))}
+        record["seq"] = rng.choice([0, 5, 123456, -1, "7", None])
+        free = tuple(record)  # every member walked: the property must hold for any value
+        signed, line = key.signed_with_bytes(record, free)
+        assert signed == key.signed(record)
+        assert line == canonical_bytes(signed)
+        spliced += key._spliced(record) is not None
+    assert spliced > 300  # the fast path was exercised, not only the fallback

@@ -94,11 +94,15 @@ class ReceiptKey:
         if "signature" in unsigned:
             signed = self.signed(unsigned)
             return signed, canonical_bytes(signed)
+        plain = None if free is None else all(_plain(unsigned.get(name)) for name in free)
+        if plain and _FAST is not None:
+            spliced = self._spliced(unsigned)
+            if spliced is not None:
+                return spliced
         head_keys = {k: v for k, v in unsigned.items() if k < "signature"}
         tail_keys = {k: v for k, v in unsigned.items() if k > "signature"}
         # ``free``: the only members that may hold arbitrary values (the rest are typed by the caller), so
         # only they are walked for types the fast encoder would write differently.
-        plain = None if free is None else all(_plain(unsigned.get(name)) for name in free)
         head = _encode(head_keys, plain=plain)[1:-1] if head_keys else b""
         tail = _encode(tail_keys, plain=plain)[1:-1] if tail_keys else b""
         body = b"{" + head + (b"," if head and tail else b"") + tail + b"}"
@@ -108,6 +112,32 @@ class ReceiptKey:
             self.key_id.encode("ascii"), value.encode("ascii"))
         line = b"{" + b",".join(part for part in (head, member, tail) if part) + b"}"
         return {**unsigned, "signature": signature}, line
+
+    def _spliced(self, unsigned: dict[str, Any]) -> tuple[dict[str, Any], bytes] | None:
+        """A log record's line from one serialisation: the signature member goes right after ``seq``.
+
+        Only when that is provably the right place: ``seq`` is an int (digits, no quote), and every
+        member sorting after it sorts after ``"signature"`` too and holds a str or None, so no later
+        ``"seq":`` can occur (inside a JSON string a quote is always escaped). Else None."""
+        if type(unsigned.get("seq")) is not int:
+            return None
+        for name, value in unsigned.items():
+            if type(name) is not str:
+                return None
+            if name > "seq" and not (name > "signature" and (type(value) is str or value is None)):
+                return None
+        try:
+            body = bytes(_FAST(unsigned, option=_FAST_OPTIONS))
+        except TypeError:
+            return None
+        end = body.find(b",", body.rindex(b'"seq":'))
+        if end < 0:
+            end = len(body) - 1  # seq is the last member: the signature goes before the closing brace
+        value = hmac.digest(self.secret, body, "sha256").hex()
+        member = b',"signature":{"alg":"HMAC-SHA256","key_id":"%s","value":"%s"}' % (
+            self.key_id.encode("ascii"), value.encode("ascii"))
+        signature = {"alg": "HMAC-SHA256", "key_id": self.key_id, "value": value}
+        return {**unsigned, "signature": signature}, body[:end] + member + body[end:]
 
     def verify(self, record: dict[str, Any]) -> bool:
         signature = record.get("signature")
