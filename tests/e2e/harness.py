@@ -36,7 +36,7 @@ def write_config(directory: Path, *, systems: dict[str, Any], workflows: dict[st
                  policies: list[Any] | None = None, roles: list[str] | None = None, mode: str = "enforce",
                  passthrough: list[str] | None = None, limits: dict[str, Any] | None = None,
                  postgres_listen: str = "127.0.0.1:0", state: dict[str, Any] | None = None,
-                 receipts_dir: str = "receipts") -> Path:
+                 receipts_dir: str = "receipts", workers: int | None = None) -> Path:
     config: dict[str, Any] = {
         "version": 1,
         "actor": {"email": "agent@company.com", "roles": roles if roles is not None else ["sales_agent", "engineer"]},
@@ -49,6 +49,8 @@ def write_config(directory: Path, *, systems: dict[str, Any], workflows: dict[st
         "workflows": workflows if workflows is not None else DEFAULT_WORKFLOWS,
         "policies": policies if policies is not None else ALL_POLICIES,
     }
+    if workers is not None:
+        config["listen"]["workers"] = workers
     if limits:
         config["limits"] = limits
     if state:
