@@ -249,6 +249,7 @@ def run_sidecar(config: EnactConfig) -> int:
         from enact_proxy.workers import Fleet
 
         sidecar.fleet = Fleet(sidecar, workers)
+        sidecar.metrics.others = sidecar.fleet.samples  # /metrics counts every front's decisions
     modes = [f"regular@{host}:{port}"]  # first: the address printed for HTTPS_PROXY
     if config.raw.listen.transparent:
         modes.append(f"transparent@{config.raw.listen.transparent}")

@@ -12,6 +12,8 @@ How:
   engine, connectors and state-store connection from the same config file and serve only HTTP.
 - Receipts: the writer child takes one pipe pair per front (:meth:`ProcessReceiptStore.add_front`),
   so every record goes into the one chain, in one ``seq`` order, under the same fail-closed rules.
+- Metrics: each front sends its counter and histogram values to the main process about once a second
+  (a pipe per front); the main process's ``/metrics`` adds them to its own.
 - :class:`Fleet` (in the main process) starts them, replaces one that dies (a fresh pipe pair to the
   writer), forwards a reload to each (SIGHUP, once the main process accepted the new config), and at a
   stop ends them before the main process flushes the log. A front outlives no main process: it asks
@@ -25,8 +27,11 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import pickle
+import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -42,6 +47,8 @@ WATCH_SECONDS = 0.2  # how often the main process looks for a front that died
 QUICK_DEATH_SECONDS = 10.0  # a front that dies sooner than this is restarted after a growing pause
 MAX_PAUSE_SECONDS = 30.0
 PR_SET_PDEATHSIG = 1
+METRICS_SECONDS = 1.0  # how often a front sends its metric values to the main process
+_LENGTH = struct.Struct(">I")
 
 
 def log(message: str) -> None:
@@ -104,6 +111,11 @@ class Fleet:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
+        # Metric values: the latest from each running front (by its metrics pipe), and the last ones
+        # of fronts that have ended (a counter never goes down because a front was replaced).
+        self._metrics_pipes: dict[int, bytearray] = {}
+        self._latest: dict[int, dict[Any, float]] = {}
+        self._retired: dict[Any, float] = {}
 
     def start(self, http: str, transparent: str | None) -> Fleet:
         self.http, self.transparent = http, transparent
@@ -111,6 +123,7 @@ class Fleet:
             self._start_one(index)
         self._watcher = threading.Thread(target=self._watch, name="enact-fleet", daemon=True)
         self._watcher.start()
+        threading.Thread(target=self._read_metrics, name="enact-fleet-metrics", daemon=True).start()
         return self
 
     def _start_one(self, index: int) -> None:
@@ -121,23 +134,26 @@ class Fleet:
         except ReceiptError as exc:
             self._later(index, f"http worker {index} cannot start: {exc}")
             return
+        metrics_in, metrics_out = os.pipe()
         config = self.sidecar.config
         command = [sys.executable, "-m", "enact_proxy.workers", "--config", str(config.path), "--index", str(index),
-                   "--http", self.http, "--receipts", f"{frames_out},{answers_in}", "--parent", str(os.getpid()),
-                   "--config-sha256", config.sha256]
+                   "--http", self.http, "--receipts", f"{frames_out},{answers_in}", "--metrics", str(metrics_out),
+                   "--parent", str(os.getpid()), "--config-sha256", config.sha256]
         if self.transparent:
             command += ["--transparent", self.transparent]
         try:
             process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                command, pass_fds=(frames_out, answers_in), close_fds=True, start_new_session=True,
+                command, pass_fds=(frames_out, answers_in, metrics_out), close_fds=True, start_new_session=True,
                 env=_worker_environ(), cwd=str(config.base_dir))
         except OSError as exc:
+            os.close(metrics_in)
             self._later(index, f"http worker {index} cannot start: {exc}")
             return
         finally:  # the writer and the new front hold the pipes now
-            os.close(frames_out)
-            os.close(answers_in)
+            for fd in (frames_out, answers_in, metrics_out):
+                os.close(fd)
         with self._lock:
+            self._metrics_pipes[metrics_in] = bytearray()
             self.processes[index] = process
             self._started_at[index] = time.monotonic()
             self._retry_at.pop(index, None)
@@ -175,6 +191,44 @@ class Fleet:
                     started = self.processes.get(index)
                 if started is not None:
                     log(f"http worker {index} started again (pid {started.pid})")
+
+    def _read_metrics(self) -> None:
+        while not self._stopping.is_set():
+            with self._lock:
+                pipes = list(self._metrics_pipes)
+            if not pipes:
+                self._stopping.wait(METRICS_SECONDS)
+                continue
+            ready, _, _ = select.select(pipes, [], [], METRICS_SECONDS)
+            for fd in ready:
+                try:
+                    chunk = os.read(fd, 1 << 16)
+                except OSError:
+                    chunk = b""
+                with self._lock:
+                    buffer = self._metrics_pipes[fd]
+                    buffer += chunk
+                    while len(buffer) >= _LENGTH.size and len(buffer) >= _LENGTH.size + _LENGTH.unpack_from(buffer)[0]:
+                        size = _LENGTH.unpack_from(buffer)[0]
+                        with contextlib.suppress(Exception):  # our own child's pickle; garbage is dropped
+                            self._latest[fd] = pickle.loads(buffer[_LENGTH.size:_LENGTH.size + size])
+                        del buffer[:_LENGTH.size + size]
+                    if not chunk:  # that front has ended: its last values stay counted
+                        from enact_proxy.admin.metrics import add_samples
+
+                        add_samples(self._retired, self._latest.pop(fd, {}))
+                        del self._metrics_pipes[fd]
+                        os.close(fd)
+
+    def samples(self) -> dict[Any, float]:
+        """The other fronts' metric values, summed (what the main process's ``/metrics`` adds in)."""
+        from enact_proxy.admin.metrics import add_samples
+
+        with self._lock:
+            total = dict(self._retired)
+            for values in self._latest.values():
+                add_samples(total, values)
+        return total
 
     def pids(self) -> dict[int, int]:
         with self._lock:
@@ -232,6 +286,21 @@ def _die_with(parent: int) -> None:
         raise SystemExit(1)
 
 
+def _send_metrics(sidecar: Sidecar, fd: int) -> None:
+    """About once a second, this front's counter and histogram values to the main process."""
+    sent: Any = None
+    while True:
+        values = sidecar.metrics.samples()
+        if values != sent:
+            body = pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)
+            try:
+                os.write(fd, _LENGTH.pack(len(body)) + body)  # small: one write
+            except OSError:
+                return  # the main process is gone; this front is about to be told too
+            sent = values
+        time.sleep(METRICS_SECONDS)
+
+
 def worker_main(argv: list[str] | None = None) -> int:
     from enact_proxy.config import ConfigError, load_config
     from enact_proxy.sidecar import Sidecar, serve_proxy
@@ -242,6 +311,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http", required=True)
     parser.add_argument("--transparent")
     parser.add_argument("--receipts", required=True)  # two fds: frames to the writer, its answers
+    parser.add_argument("--metrics", type=int, required=True)  # fd: this front's metric values, to main
     parser.add_argument("--parent", type=int, required=True)
     parser.add_argument("--config-sha256", required=True)
     args = parser.parse_args(argv)
@@ -263,6 +333,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         log(f"{who} cannot start: {exc}")
         return 1
+    threading.Thread(target=_send_metrics, args=(sidecar, args.metrics), name="enact-metrics", daemon=True).start()
     modes = [f"regular@{args.http}"]
     if args.transparent:
         modes.append(f"transparent@{args.transparent}")

@@ -71,6 +71,18 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def _decisions(sidecar: RunningSidecar) -> dict[str, float]:
+    token = (sidecar.directory / "certs" / "admin.token").read_text().strip()
+    text = requests.get(f"http://{sidecar.admin}/metrics", headers={"Authorization": f"Bearer {token}"},
+                        timeout=10).text
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("enact_decisions_total{"):
+            decision = re.search(r'decision="(\w+)"', line).group(1)  # type: ignore[union-attr]
+            found[decision] = found.get(decision, 0.0) + float(line.split()[-1])
+    return found
+
+
 def _fresh_sessions(sidecar: RunningSidecar, n: int = CONNECTIONS) -> list[requests.Session]:
     return [agent_session(sidecar, "Bearer agent") for _ in range(n)]
 
@@ -96,6 +108,9 @@ def test_two_fronts_serve_one_port_and_every_decision_lands_in_one_verifiable_lo
     received = hubspot.received
     assert len([r for r in received if r.method == "GET" and r.path.endswith("/contacts/1001")]) == len(passed)
     assert not [r for r in received if "/deals" in r.path]  # nothing refused reached the upstream
+    # The main process's /metrics counts every front's decisions (the others send theirs each second).
+    wait_until(lambda: _decisions(sidecar) == {"PASS": len(passed), "BLOCK": len(blocked)},
+               what="/metrics to count both fronts' decisions", timeout=30)
     for session in sessions:
         session.close()
     assert sidecar.stop() == 0
