@@ -278,7 +278,9 @@ def _worker_environ() -> dict[str, str]:
 
 # -- a front process ---------------------------------------------------------------------------
 def _die_with(parent: int) -> None:
-    """SIGTERM this process when the main process dies, however it dies: no front outlives it."""
+    """SIGTERM this process when the main process dies, however it dies: no front outlives it. (The
+    kernel ties this to the thread that started the front: the main process's event loop thread, or its
+    fleet watcher thread, both of which live as long as the fleet.)"""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
@@ -315,6 +317,9 @@ def worker_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent", type=int, required=True)
     parser.add_argument("--config-sha256", required=True)
     args = parser.parse_args(argv)
+    # A reload signal that arrives while this front starts must not end it (SIGHUP's default): it reads
+    # the file below anyway, and its event loop takes SIGHUP over once it runs.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     _die_with(args.parent)
     frames_out, answers_in = (int(fd) for fd in args.receipts.split(","))
     who = f"http worker {args.index}"
