@@ -194,3 +194,29 @@ def test_with_workers_a_port_someone_already_listens_on_is_refused(tmp_path):
 def _linux_only() -> None:
     if not os.path.exists("/proc/net/tcp"):
         pytest.skip("reads /proc to see which process serves a connection")
+
+
+def test_a_front_that_cannot_start_again_is_retried_and_readyz_names_it_meanwhile(sidecar_factory, hubspot):
+    sidecar, worker = _start(sidecar_factory, hubspot, READS)
+    path = sidecar.directory / "enact.yaml"
+    saved = path.read_text()
+    path.write_text("version: 1\nactor: {email: a@b.c}\nsurprise: 1\n")  # what a replacement would read
+    os.kill(worker, signal.SIGKILL)
+    probe = requests.Session()
+    probe.trust_env = False
+
+    def ready() -> requests.Response:
+        return probe.get(f"http://{sidecar.admin}/readyz", timeout=10)
+
+    def names_the_missing_front() -> bool:
+        answer = ready()
+        return answer.status_code == 503 and "http worker 1 is not running" in answer.text
+
+    wait_until(names_the_missing_front, what="/readyz to name the missing front", timeout=30)
+    wait_until(lambda: any("http worker 1 cannot start" in line and "surprise" in line for line in sidecar.output),
+               what="the failed replacement to be logged", timeout=30)
+    for session in _fresh_sessions(sidecar, 4):  # the main front serves meanwhile, under its config
+        assert session.get(CONTACT, timeout=30).status_code == 200
+    path.write_text(saved)
+    wait_until(lambda: len(_worker_pids(sidecar)) == 2, what="a replacement once the file is good", timeout=90)
+    wait_until(lambda: ready().status_code == 200, what="/readyz to be ready again", timeout=30)
