@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,8 @@ def write_config(directory: Path, *, systems: dict[str, Any], workflows: dict[st
         "workflows": workflows if workflows is not None else DEFAULT_WORKFLOWS,
         "policies": policies if policies is not None else ALL_POLICIES,
     }
+    # ENACT_TEST_WORKERS=N runs every e2e sidecar that does not choose with listen.workers: N.
+    workers = workers if workers is not None else int(os.environ.get("ENACT_TEST_WORKERS", "0")) or None
     if workers is not None:
         config["listen"]["workers"] = workers
     if limits:
