@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,7 @@ HUBSPOT_WORKFLOWS = {"new_lead_workflow": ["hubspot.create_contact", "hubspot.ge
 
 
 def write_enact_config(workdir: Path, systems: dict[str, Any], workflows: dict[str, list[str]],
-                       listen: dict[str, str] | None = None) -> Path:
+                       listen: dict[str, Any] | None = None) -> Path:
     """The benchmarks' enact.yaml: every built-in policy, enforce mode, durable receipts."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = {
@@ -147,9 +148,35 @@ def write_enact_config(workdir: Path, systems: dict[str, Any], workflows: dict[s
     return path
 
 
-def start_enact(workdir: Path, upstream: str) -> Proc:
-    sidecar = start_sidecar(write_enact_config(workdir, {"hubspot": {"upstream": upstream}}, HUBSPOT_WORKFLOWS))
+def start_enact(workdir: Path, upstream: str, workers: int = 1, timeout: float = 60) -> Proc:
+    """``enact-proxy run``; with ``workers`` > 1 (``listen.workers``), once every HTTP front serves."""
+    listen: dict[str, Any] = {"http": "127.0.0.1:0", "admin": "127.0.0.1:0"}
+    if workers > 1:
+        listen["workers"] = workers
+    sidecar = start_sidecar(write_enact_config(workdir, {"hubspot": {"upstream": upstream}}, HUBSPOT_WORKFLOWS,
+                                               listen=listen))
+    deadline = time.monotonic() + timeout
+    while sum("enact-proxy http worker" in line and "serving on" in line for line in sidecar.output) < workers - 1:
+        if time.monotonic() > deadline or sidecar.process.poll() is not None:
+            sidecar.stop()
+            raise RuntimeError("enact-proxy's HTTP workers did not start:\n" + "".join(sidecar.output))
+        time.sleep(0.05)
     return Proc("enact", sidecar.process, sidecar.http, sidecar.output)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and every live descendant (the writer child, HTTP workers)."""
+    import psutil  # the bench extra
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 @dataclass

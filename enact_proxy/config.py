@@ -17,6 +17,7 @@ import policies as builtin_policies
 from enact_proxy.policy import Policy, policy_name
 
 DEFAULT_MAX_BODY = 1024 * 1024
+MAX_WORKERS = 32
 
 
 class _Strict(BaseModel):
@@ -35,6 +36,9 @@ class Listen(_Strict):
     # ones and routed by their TLS server name or Host, never by their original destination. Off by default.
     transparent: str | None = None
     admin: str = "127.0.0.1:8081"  # the console, /api/, /metrics, /healthz, /readyz; "off" disables it
+    # HTTP(S) front processes sharing the `http` (and `transparent`) port with SO_REUSEPORT, all feeding
+    # the one receipt writer: more than 1 spreads mitmproxy's per-request work (TLS, parsing) over cores.
+    workers: int = Field(default=1, ge=1, le=MAX_WORKERS, strict=True)
 
     @field_validator("http", "postgres", "transparent", "admin")
     @classmethod

@@ -31,8 +31,14 @@ log = logging.getLogger("enact_proxy.sidecar")
 class Sidecar:
     """Everything built once from ``enact.yaml`` that the addons read on every flow."""
 
-    def __init__(self, config: EnactConfig, environ: Mapping[str, str] = os.environ):
+    def __init__(self, config: EnactConfig, environ: Mapping[str, str] = os.environ, *,
+                 attach_receipts: tuple[int, int] | None = None, worker: int | None = None):
+        """``worker``/``attach_receipts``: this is HTTP front process number ``worker`` of a sidecar with
+        ``listen.workers`` > 1 (see :mod:`enact_proxy.workers`): it serves only the HTTP proxy, and its
+        records go to the main process's writer child over the two pipe ends it was given."""
         self.config = config
+        self.worker = worker
+        self.fleet: Any = None  # the main process's extra HTTP fronts (enact_proxy.workers.Fleet), if any
         config.certs_dir.mkdir(parents=True, exist_ok=True)
         self.key = ReceiptKey.load(config.certs_dir)
         self.log_signer = load_log_signer(config.certs_dir)
@@ -40,7 +46,9 @@ class Sidecar:
         receipts = config.raw.receipts
         self.store = ProcessReceiptStore(config.receipts_dir, self.key, signer=self.log_signer,
                                          segment_bytes=int(receipts.segment_mb * 1024 * 1024),
-                                         checkpoint_seconds=receipts.checkpoint_seconds)
+                                         checkpoint_seconds=receipts.checkpoint_seconds,
+                                         fronts=worker is None and config.raw.listen.workers > 1,
+                                         attach=attach_receipts)
         self.environ = environ
         state_password = _state_password(config, environ)
         self.state = open_store(config.state_url, base_dir=config.base_dir, password=state_password,
@@ -104,6 +112,8 @@ class Sidecar:
             self._install(fresh)
         except (OSError, ValueError, LookupError) as exc:
             return [f"{type(exc).__name__}: {exc}"]
+        if self.fleet is not None:  # the other HTTP fronts re-read the same file
+            self.fleet.reload()
         return []
 
     def reload_from_any_thread(self, timeout: float = 10.0) -> list[str]:
@@ -147,7 +157,7 @@ class Sidecar:
     # -- what the admin listener asks ------------------------------------------------------------
     def readiness_problems(self) -> list[str]:
         """Empty while records can be written and the state store answers (``/readyz``)."""
-        problems = []
+        problems = list(self.fleet.problems()) if self.fleet is not None else []
         if getattr(self.store, "unwritable", False):
             problems.append("receipts cannot be written")
         try:
@@ -182,10 +192,11 @@ class Sidecar:
 
 def _reload_and_say(sidecar: Sidecar) -> None:
     errors = sidecar.reload()
+    who = "enact-proxy" if sidecar.worker is None else f"enact-proxy http worker {sidecar.worker}"
     for error in errors:  # each names the key (and line); the old config stays in force
-        print(f"enact-proxy: reload refused: {error}", file=sys.stderr, flush=True)
+        print(f"{who}: reload refused: {error}", file=sys.stderr, flush=True)
     if not errors:
-        print(f"enact-proxy: config reloaded (sha256 {sidecar.config.sha256})", file=sys.stderr, flush=True)
+        print(f"{who}: config reloaded (sha256 {sidecar.config.sha256})", file=sys.stderr, flush=True)
 
 
 async def _call(fn: Any) -> Any:
@@ -214,12 +225,19 @@ def agent_env_lines(ca: Path, http: str, postgres: str | None) -> list[str]:
 
 def run_sidecar(config: EnactConfig) -> int:
     """``enact-proxy run``: serve until Ctrl-C / SIGTERM, then flush every receipt."""
-    from mitmproxy import options
-    from mitmproxy.tools.dump import DumpMaster
-
-    from enact_proxy.addons import Enact
-
     host, _, port = config.raw.listen.http.rpartition(":")
+    workers = config.raw.listen.workers
+    if workers > 1:
+        from enact_proxy.workers import port_in_use
+
+        # Every front binds with SO_REUSEPORT, which would also let this one silently share a port that
+        # another process (of this user) already serves: refuse instead, as a plain bind would.
+        listen = config.raw.listen
+        for key, address in (("listen.http", listen.http), ("listen.transparent", listen.transparent)):
+            problem = port_in_use(address) if address else None
+            if problem:
+                print(f"enact-proxy: cannot start: {key} {address}: {problem}", file=sys.stderr, flush=True)
+                return 1
     try:
         sidecar = Sidecar(config)
     except (OSError, ValueError) as exc:
@@ -227,7 +245,29 @@ def run_sidecar(config: EnactConfig) -> int:
         return 1
     print(f"receipt log public key ({config.certs_dir / LOG_PUB_FILE}): {sidecar.log_signer.verifier.text}",
           file=sys.stderr, flush=True)
+    if workers > 1:
+        from enact_proxy.workers import Fleet
 
+        sidecar.fleet = Fleet(sidecar, workers)
+        sidecar.metrics.others = sidecar.fleet.samples  # /metrics counts every front's decisions
+    modes = [f"regular@{host}:{port}"]  # first: the address printed for HTTPS_PROXY
+    if config.raw.listen.transparent:
+        modes.append(f"transparent@{config.raw.listen.transparent}")
+    code = serve_proxy(sidecar, modes, reuse_port=workers > 1)
+    if code == 0:
+        print("enact-proxy stopped; receipts flushed", file=sys.stderr, flush=True)
+    return code
+
+
+def serve_proxy(sidecar: Sidecar, modes: list[str], *, reuse_port: bool = False) -> int:
+    """Run mitmproxy with the Enact addon on ``modes`` until Ctrl-C / SIGTERM (the main process and
+    each HTTP worker process alike)."""
+    from mitmproxy import options
+    from mitmproxy.tools.dump import DumpMaster
+
+    from enact_proxy.addons import Enact
+
+    config = sidecar.config
     # The event loop and the receipt threads trade the GIL at every syscall; with the default 5 ms
     # switch interval a receipt file (four syscalls) could wait 20 ms for it, and the loop as long.
     sys.setswitchinterval(0.005)
@@ -236,10 +276,12 @@ def run_sidecar(config: EnactConfig) -> int:
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
 
-    modes = [f"regular@{host}:{port}"]  # first: the address printed for HTTPS_PROXY
-    if config.raw.listen.transparent:
-        modes.append(f"transparent@{config.raw.listen.transparent}")
+    if any(mode.startswith("transparent@") for mode in modes):
         _tolerate_unknown_original_destination()
+    if reuse_port:
+        from enact_proxy.workers import listen_with_reuse_port
+
+        listen_with_reuse_port()
 
     async def serve() -> None:
         opts = options.Options(mode=modes, confdir=str(config.certs_dir))
@@ -263,7 +305,6 @@ def run_sidecar(config: EnactConfig) -> int:
         print(f"enact-proxy: cannot start: {exc}", file=sys.stderr, flush=True)
         sidecar.state.close()
         return 1
-    print("enact-proxy stopped; receipts flushed", file=sys.stderr, flush=True)
     return 0
 
 

@@ -194,3 +194,24 @@ def test_check_suggests_the_nearest_name(tmp_path, capsys):
     path.write_text(_ROUTES_CONFIG.format(action="github.issues/create_comment"))
     assert main(["check", "--config", str(path)]) == 1
     assert "did you mean github.issues/create-comment" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("value", "fault"), [
+    ("0", "greater than or equal to 1"), ("33", "less than or equal to 32"), ("-2", "greater than or equal to 1"),
+    ('"4"', "valid integer"), ("true", "valid integer"), ("2.5", "valid integer"),
+])
+def test_listen_workers_is_an_integer_from_1_to_32_and_a_bad_one_names_the_key(tmp_path, value, fault):
+    path = tmp_path / "enact.yaml"
+    path.write_text(f"version: 1\nactor: {{email: a@b.c}}\nlisten:\n  http: 127.0.0.1:8080\n  workers: {value}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    (error,) = raised.value.errors
+    assert error.startswith("line 5: listen.workers: ") and fault in error
+
+
+def test_listen_workers_defaults_to_one_front_process(tmp_path):
+    path = tmp_path / "enact.yaml"
+    path.write_text("version: 1\nactor: {email: a@b.c}\n")
+    assert load_config(path).raw.listen.workers == 1
+    path.write_text("version: 1\nactor: {email: a@b.c}\nlisten: {workers: 4}\n")
+    assert load_config(path).raw.listen.workers == 4

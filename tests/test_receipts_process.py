@@ -16,6 +16,7 @@ from enact_proxy.receipts.process import ProcessReceiptStore, _frame
 from enact_proxy.receipts.signing import ReceiptKey
 from enact_proxy.receipts.store import ReceiptError, ReceiptStore, WriterBusy
 from tests.conftest import draft, independent_verify, spec_hash, spec_records
+from tests.test_receipts_faults import _fill, small_disk  # noqa: F401 - a fixture (a tmpfs to fill)
 
 
 def _ok(receipt_dir: Path, key: ReceiptKey) -> None:
@@ -137,3 +138,121 @@ def test_an_answer_that_makes_no_sense_fails_every_pending_record_instead_of_lea
         store.close()
 
     asyncio.run(confused())
+
+
+# -- several fronts on one writer (listen.workers > 1) ------------------------------------------
+def _front_of(main: ProcessReceiptStore, receipt_dir: Path, receipt_key: ReceiptKey) -> ProcessReceiptStore:
+    """One more front, as an HTTP worker process attaches to it (here in this process, on its own pipes)."""
+    return ProcessReceiptStore(receipt_dir, receipt_key, attach=main.add_front()).start()
+
+
+def test_records_of_two_fronts_interleaved_make_one_chain_and_each_front_gets_its_own_answers(
+        receipt_dir: Path, receipt_key: ReceiptKey) -> None:
+    from enact_proxy.receipts.checkpoint import load_log_signer
+    from enact_proxy.receipts.verify import verify_log
+
+    main = ProcessReceiptStore(receipt_dir, receipt_key, fronts=True).start()
+    worker = _front_of(main, receipt_dir, receipt_key)
+    sent: list[tuple[str, Future[Any]]] = []
+    for n in range(300):  # interleaved, unequal bursts
+        front, name = (main, "main") if n % 3 else (worker, "worker")
+        sent.append((name, front.write(draft(n, payload={"front": name, "n": n}))))
+    tickets = [worker.open_intent(draft(1000 + n)).result(timeout=10) for n in range(3)]
+    signed = [(name, f.result(timeout=30)) for name, f in sent]
+    for ticket in tickets:
+        ticket.close([{"action": "hubspot.create_contact", "system": "hubspot", "success": True}]).result(timeout=10)
+    for name, receipt in signed:  # each answer is that front's own record
+        assert receipt.payload["front"] == name
+        assert receipt_key.verify(receipt.record_dict())
+    assert sorted(r.seq for _, r in signed) == sorted(set(r.seq for _, r in signed))
+    worker.close()
+    main.close()
+    records = spec_records(receipt_dir)
+    assert [r["seq"] for r in records] == list(range(len(records)))
+    assert {r["payload"].get("front") for r in records if r["kind"] == "receipt"} >= {"main", "worker"}
+    assert len(records) == 300 + 6
+    _ok(receipt_dir, receipt_key)
+    report = verify_log(receipt_dir, receipt_key, load_log_signer(receipt_dir.parent / "certs").verifier, live=False)
+    assert report.ok, report
+
+
+def test_the_writer_stops_only_once_every_front_has_gone(receipt_dir: Path, receipt_key: ReceiptKey) -> None:
+    import threading
+
+    main = ProcessReceiptStore(receipt_dir, receipt_key, fronts=True).start()
+    worker = _front_of(main, receipt_dir, receipt_key)
+    closing = threading.Thread(target=main.close)
+    closing.start()  # the main front has gone; the worker's has not
+    assert worker.write(draft(1)).result(timeout=10).seq == 0
+    ticket = worker.open_intent(draft(2)).result(timeout=10)
+    assert closing.is_alive()  # main.close waits for the writer, which still serves the worker
+    worker.close()  # the last front: the writer closes the open intent (unknown outcome) and stops
+    closing.join(60)
+    assert not closing.is_alive()
+    records = spec_records(receipt_dir)
+    assert [r["kind"] for r in records] == ["receipt", "intent", "receipt"]
+    assert records[2]["run_id"] == ticket.run_id and records[2]["actions_taken"][0]["success"] is None
+    _ok(receipt_dir, receipt_key)
+
+
+def test_a_dead_writer_fails_every_front(receipt_dir: Path, receipt_key: ReceiptKey) -> None:
+    main = ProcessReceiptStore(receipt_dir, receipt_key, fronts=True).start()
+    workers = [_front_of(main, receipt_dir, receipt_key) for _ in range(2)]
+    for n, front in enumerate([main, *workers]):
+        front.write(draft(n)).result(timeout=10)
+    assert main.pid is not None
+    os.kill(main.pid, signal.SIGKILL)
+    main._child.wait(10)  # type: ignore[union-attr]
+    for n, front in enumerate([main, *workers]):  # no receipt, no action: on every front
+        with pytest.raises(ReceiptError):
+            front.open_intent(draft(10 + n)).result(timeout=10)
+        with pytest.raises(ReceiptError):
+            front.write(draft(20 + n)).result(timeout=10)
+    with pytest.raises(ReceiptError):
+        main.add_front()  # and no new front can join a dead writer
+    for front in [*workers, main]:
+        front.close()
+    assert len(spec_records(receipt_dir)) == 3
+
+
+def test_a_front_that_goes_away_leaves_the_others_served_and_a_new_one_can_join(
+        receipt_dir: Path, receipt_key: ReceiptKey) -> None:
+    main = ProcessReceiptStore(receipt_dir, receipt_key, fronts=True).start()
+    lost = main.add_front()
+    for fd in lost:  # a worker killed before it wrote a thing: its pipes just close
+        os.close(fd)
+    replacement = _front_of(main, receipt_dir, receipt_key)
+    assert replacement.write(draft(1)).result(timeout=10).seq == 0
+    assert main.write(draft(2)).result(timeout=10).seq == 1
+    replacement.close()
+    main.close()
+    _ok(receipt_dir, receipt_key)
+
+
+def test_every_front_is_told_when_records_cannot_be_written(tmp_path: Path, request: pytest.FixtureRequest,
+                                                            receipt_key: ReceiptKey) -> None:
+    disk: Path = request.getfixturevalue("small_disk")  # a tmpfs to fill (skipped where none can be mounted)
+    receipts = disk / "receipts"
+    main = ProcessReceiptStore(receipts, receipt_key, certs_dir=tmp_path / "certs", fronts=True).start()
+    worker = ProcessReceiptStore(receipts, receipt_key, attach=main.add_front()).start()
+    try:
+        filler = _fill(disk)
+        with pytest.raises(ReceiptError, match="No space left on device"):
+            main.write(draft(1, payload={"blob": "x" * 9000})).result(timeout=10)
+        deadline = time.monotonic() + 30
+        while worker.unwritable is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "No space left on device" in (worker.unwritable or "")
+        late = ProcessReceiptStore(receipts, receipt_key, attach=main.add_front()).start()
+        while late.unwritable is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "No space left on device" in (late.unwritable or "")  # told from its first moment
+        filler.unlink()
+        while (worker.unwritable or late.unwritable) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert worker.unwritable is None and late.unwritable is None
+        assert late.write(draft(3)).result(timeout=10).seq == 0
+        late.close()
+    finally:
+        worker.close()
+        main.close()

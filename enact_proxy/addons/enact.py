@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -38,8 +39,17 @@ class Enact:
     async def running(self) -> None:
         self.configure(set())
         sidecar = self.state
-        addresses = ctx.master.addons.get("proxyserver").listen_addrs()
+        proxyserver = ctx.master.addons.get("proxyserver")
+        addresses = proxyserver.listen_addrs()
         http = f"{addresses[0][0]}:{addresses[0][1]}" if addresses else sidecar.config.raw.listen.http
+        if sidecar.worker is not None:  # one more HTTP front on the same port: the main process says the rest
+            print(f"enact-proxy http worker {sidecar.worker} (pid {os.getpid()}) serving on http://{http}",
+                  file=sys.stderr, flush=True)
+            return
+        if sidecar.fleet is not None:  # the other HTTP fronts join the very ports bound now (port 0 too)
+            bound = {server.mode.type_name: f"{a[0]}:{a[1]}" for server in proxyserver.servers
+                     for a in server.listen_addrs[:1]}
+            sidecar.fleet.start(http=bound.get("regular", http), transparent=bound.get("transparent"))
         postgres = None
         if "postgres" in sidecar.config.systems:
             from enact_proxy.pgwire.server import start_listener
@@ -62,6 +72,8 @@ class Enact:
         print("\n".join(lines), file=sys.stderr, flush=True)
 
     async def done(self) -> None:
+        if self.sidecar is not None and self.sidecar.fleet is not None:
+            self.sidecar.fleet.stop()  # the other fronts first: their last records reach the writer
         if self._admin is not None:
             self._admin.stop()
         for extra in self._extras:

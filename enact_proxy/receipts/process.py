@@ -13,6 +13,13 @@ Fail closed: if the child dies, every unanswered record and every later one fail
 :class:`ReceiptError`, so nothing more is forwarded. The child outlives a crashed sidecar only long
 enough to drain its pipe (EOF is its one stop signal; it ignores SIGINT and SIGTERM), and it holds
 the folder's writer lock, so a second sidecar or ``EnactClient`` on the folder refuses to start.
+
+Several fronts (``listen.workers`` > 1: HTTP front processes on one port): the store started with
+``fronts=True`` keeps a control socket to the child, and :meth:`ProcessReceiptStore.add_front` makes
+a fresh pipe pair for one more front, hands the child its ends (``SCM_RIGHTS``) and returns the other
+ends for the front process, which attaches to them (``attach=``). The child multiplexes every front in
+its one select loop: one chain, one ``seq`` order, each front answered on its own pipe, and the
+``unwritable`` status sent to every front. It stops only once every front has gone (EOF on all).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import os
 import pickle
 import select
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -85,7 +93,11 @@ class ProcessReceiptStore(StoreFront):
 
     def __init__(self, directory: Path | str, key: ReceiptKey, *, signer: Signer | None = None,
                  certs_dir: Path | str | None = None, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
-                 checkpoint_seconds: float = 1.0, lock_wait_seconds: float = LOCK_WAIT_SECONDS):
+                 checkpoint_seconds: float = 1.0, lock_wait_seconds: float = LOCK_WAIT_SECONDS,
+                 fronts: bool = False, attach: tuple[int, int] | None = None):
+        """``fronts``: the child also takes more fronts (:meth:`add_front`). ``attach``: no child of our
+        own; be one more front of a writer another process started, on the two pipe ends it gave us
+        (frames out, answers in)."""
         self.directory = Path(directory)
         self.key = key
         self.signer = signer
@@ -105,14 +117,35 @@ class ProcessReceiptStore(StoreFront):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = -1
         self._failed: BaseException | None = None
+        self._fronts = fronts
+        self._attach = attach
+        self._control: socket.socket | None = None  # to the child, for add_front
+        self._control_lock = threading.Lock()
+        self._running = False
 
     def start(self) -> ProcessReceiptStore:
+        if self._attach is not None:
+            self._out, answers = self._attach
+            self._acks = _FrameReader(answers)
+            self._running = True
+            self._read_answers_here()
+            return self
         self.directory.mkdir(parents=True, exist_ok=True)
         signer = self.signer or load_log_signer(self.certs_dir)
-        child = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "enact_proxy.receipts.process"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, start_new_session=True,
-            env=_child_environ())
+        command = [sys.executable, "-m", "enact_proxy.receipts.process"]
+        passed: tuple[int, ...] = ()
+        theirs = None
+        if self._fronts:
+            self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            command += ["--fronts", str(theirs.fileno())]
+            passed = (theirs.fileno(),)
+        try:
+            child = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, pass_fds=passed,
+                start_new_session=True, env=_child_environ())
+        finally:
+            if theirs is not None:
+                theirs.close()
         assert child.stdin is not None and child.stdout is not None
         self._child = child
         self._out = child.stdin.fileno()
@@ -126,10 +159,18 @@ class ProcessReceiptStore(StoreFront):
         ready = _next_frame(self._acks)
         if not isinstance(ready, dict) or not ready.get("ready"):
             self._stop_child()
+            if self._control is not None:
+                self._control.close()
+                self._control = None
             if isinstance(ready, dict) and ready.get("busy"):
                 raise WriterBusy(str(ready["error"]))
             detail = ready.get("error") if isinstance(ready, dict) else "it exited"
             raise ReceiptError(f"receipt writer process did not start: {detail}")
+        self._running = True
+        self._read_answers_here()
+        return self
+
+    def _read_answers_here(self) -> None:
         try:
             self._loop = asyncio.get_running_loop()
             self._loop_thread = threading.get_ident()
@@ -140,18 +181,46 @@ class ProcessReceiptStore(StoreFront):
         else:
             self._reader = threading.Thread(target=self._read_acks, name="enact-receipt-acks", daemon=True)
             self._reader.start()
-        return self
+
+    def add_front(self) -> tuple[int, int]:
+        """One more front for the child (``fronts=True``): returns ``(frames_out, answers_in)``, the pipe
+        ends a front process attaches to (``attach=``); the caller passes them on and closes its copies."""
+        with self._control_lock:
+            if self._control is None or not self._running or self._failed is not None:
+                raise ReceiptError(f"receipt writer takes no more fronts: {self._failed or 'not running'}")
+            to_child, frames_out = os.pipe()
+            answers_in, from_child = os.pipe()
+            _grow_pipe(frames_out)
+            _grow_pipe(from_child)
+            try:
+                socket.send_fds(self._control, [b"F"], [to_child, from_child])
+            except OSError as exc:
+                os.close(frames_out)
+                os.close(answers_in)
+                raise ReceiptError(f"receipt writer process is gone: {exc}") from exc
+            finally:  # in flight, the child's ends stay open until it takes them (or closes the socket)
+                os.close(to_child)
+                os.close(from_child)
+            return frames_out, answers_in
 
     def close(self) -> None:
         """Let the child write everything sent so far, then wait for it to exit."""
-        if self._child is None:
+        if not self._running:
             return
+        self._running = False
         self._flush_outbox()  # what this loop iteration submitted goes out before the pipe closes
         with self._write_lock:
-            if self._child.stdin is not None:
+            if self._child is None:
+                with contextlib.suppress(OSError):
+                    os.close(self._out)
+            elif self._child.stdin is not None:
                 with contextlib.suppress(OSError):
                     self._child.stdin.close()
             self._out = -1  # a late submit fails on a closed descriptor, never writes to a reused one
+        with self._control_lock:
+            if self._control is not None:
+                self._control.close()  # no more fronts; the child stops once every front has gone
+                self._control = None
         if self._reader is not None:
             self._reader.join()
             self._reader = None
@@ -173,6 +242,9 @@ class ProcessReceiptStore(StoreFront):
     def _stop_child(self) -> None:
         child, self._child = self._child, None
         if child is None:
+            if self._attach is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._acks.fd)
             return
         try:
             child.wait(timeout=60)
@@ -185,7 +257,7 @@ class ProcessReceiptStore(StoreFront):
 
     def _submit_as(self, kind: str, record: dict[str, Any], wrap: Callable[[Answer], Any]) -> Future[Any]:
         future: Future[Any] = Future()
-        if self._child is None or self._failed is not None:
+        if not self._running or self._failed is not None:
             future.set_exception(ReceiptError(f"receipt store is not running: {self._failed or 'stopped'}"))
             return future
         # The pending map has no lock of its own (dict operations are atomic): the ack reader must
@@ -276,15 +348,19 @@ class _FrameReader:
         self.buffer = bytearray()
         self.ended = False
 
-    def read(self, timeout: float | None, answers: _Answers | None = None) -> list[Any]:
-        waiting = [answers.fd] if answers is not None and answers.unsent else []
-        ready, writable, _ = select.select([self.fd], waiting, [], timeout)
-        if writable and answers is not None:
-            answers.flush()
+    def read(self, timeout: float | None) -> list[Any]:
+        ready, _, _ = select.select([self.fd], [], [], timeout)
         if ready:
-            chunk = os.read(self.fd, PIPE_BYTES)
-            self.ended = not chunk
-            self.buffer += chunk
+            self.fill()
+        return self.frames()
+
+    def fill(self) -> None:
+        """One read of what is there (the fd is readable)."""
+        chunk = os.read(self.fd, PIPE_BYTES)
+        self.ended = not chunk
+        self.buffer += chunk
+
+    def frames(self) -> list[Any]:
         frames = []
         while len(self.buffer) >= _LENGTH.size:
             (length,) = _LENGTH.unpack_from(self.buffer)
@@ -324,9 +400,63 @@ class _Answers:
         self.flush()
 
 
-def _serve(inp: int, out: int) -> None:
-    """One thread does it all, in rounds: append what arrived (one write, one fdatasync), answer,
-    checkpoint when due. Threads here would only trade the GIL back and forth."""
+class _Front:
+    """One front as the child sees it: records in on one pipe, answers out on the other."""
+
+    def __init__(self, reader: _FrameReader, out: int):
+        self.reader = reader
+        self.answers = _Answers(out)
+        self.acks: list[tuple[int, str | None, Answer | None]] = []
+
+    def answerer(self, seq: int) -> Callable[[Answer | None, BaseException | None], None]:
+        acks = self.acks
+
+        def answer(result: Answer | None, error: BaseException | None) -> None:
+            acks.append((seq, str(error), None) if error is not None else (seq, None, result))
+        return answer
+
+    def send(self) -> None:
+        if self.acks:
+            self.answers.send(_frame(self.acks))
+            self.acks.clear()
+
+    @property
+    def gone(self) -> bool:
+        """Ended and every answer delivered (or undeliverable): its pipes can be closed."""
+        return self.reader.ended and not self.answers.unsent and not self.acks
+
+    def close(self) -> None:
+        for fd in (self.reader.fd, self.answers.fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _take_front(control: socket.socket, fronts: list[_Front], told: str | None) -> socket.socket | None:
+    """A new front's two pipe ends off the control socket; None once the sidecar closed it."""
+    try:
+        message, fds, _, _ = socket.recv_fds(control, 1, 2)
+    except OSError:
+        message, fds = b"", []
+    if not message:
+        for fd in fds:
+            os.close(fd)
+        control.close()
+        return None
+    if len(fds) != 2:
+        for fd in fds:
+            os.close(fd)
+        return control
+    front = _Front(_FrameReader(fds[0]), fds[1])
+    if told is not None:  # it must refuse from its first action on, like the others
+        front.acks.append((STATUS, told, None))
+        front.send()
+    fronts.append(front)
+    return control
+
+
+def _serve(inp: int, out: int, control: socket.socket | None = None) -> None:
+    """One thread does it all, in rounds: append what arrived from every front (one write, one
+    fdatasync), answer each front, checkpoint when due. Threads here would only trade the GIL back and forth."""
     reader = _FrameReader(inp)
     hello = _next_frame(reader)
     try:
@@ -342,36 +472,52 @@ def _serve(inp: int, out: int) -> None:
         _write_all(out, _frame({"error": f"{type(exc).__name__}: {exc}"}))
         return
     _write_all(out, _frame({"ready": True}))
-    answers = _Answers(out)
-    acks: list[tuple[int, str | None, Answer | None]] = []
+    first = _Front(reader, out)
+    fronts = [first]
     told: str | None = None
-
-    def answerer(seq: int) -> Callable[[Answer | None, BaseException | None], None]:
-        def answer(result: Answer | None, error: BaseException | None) -> None:
-            acks.append((seq, str(error), None) if error is not None else (seq, None, result))
-        return answer
 
     def flush() -> None:
         nonlocal told
         if writer.unwritable != told:
             told = writer.unwritable
-            acks.append((STATUS, told, None))
-        if acks:
-            answers.send(_frame(acks))
-            acks.clear()
+            for front in fronts:
+                front.acks.append((STATUS, told, None))
+        for front in fronts:
+            front.send()
 
-    while not reader.ended:
+    while any(not front.reader.ended for front in fronts):
+        reading = {front.reader.fd: front for front in fronts if not front.reader.ended}
+        waiting = [front.answers.fd for front in fronts if front.answers.unsent]
+        watched = [*reading, control.fileno()] if control is not None else list(reading)
+        ready, writable, _ = select.select(watched, waiting, [], writer.wait_seconds())
+        if writable:
+            for front in fronts:
+                if front.answers.fd in writable:
+                    front.answers.flush()
         ops = []
-        for seq, kind, record in reader.read(writer.wait_seconds(), answers):
-            ops.append(Op(kind, record, answerer(seq)))
+        for fd in ready:
+            source = reading.get(fd)
+            if source is None:  # the control socket
+                assert control is not None
+                control = _take_front(control, fronts, told)
+                continue
+            source.reader.fill()
+            for seq, kind, record in source.reader.frames():
+                ops.append(Op(kind, record, source.answerer(seq)))
         for at in range(0, len(ops), MAX_ROUND):
             writer.commit(ops[at:at + MAX_ROUND])
             flush()
         writer.tick()
         flush()
+        for front in [f for f in fronts if f is not first and f.gone]:  # a stopped or replaced front
+            front.close()
+            fronts.remove(front)
     writer.close()
     flush()
-    answers.finish()
+    for front in fronts:
+        front.answers.finish()
+    if control is not None:
+        control.close()
 
 
 def main() -> None:
@@ -382,7 +528,10 @@ def main() -> None:
     out = os.dup(sys.stdout.fileno())
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print must not corrupt the ack stream
     _grow_pipe(out)
-    _serve(sys.stdin.fileno(), out)
+    control = None
+    if len(sys.argv) == 3 and sys.argv[1] == "--fronts":  # more fronts will come over this socket
+        control = socket.socket(fileno=int(sys.argv[2]))
+    _serve(sys.stdin.fileno(), out, control)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ def write_config(directory: Path, *, systems: dict[str, Any], workflows: dict[st
                  policies: list[Any] | None = None, roles: list[str] | None = None, mode: str = "enforce",
                  passthrough: list[str] | None = None, limits: dict[str, Any] | None = None,
                  postgres_listen: str = "127.0.0.1:0", state: dict[str, Any] | None = None,
-                 receipts_dir: str = "receipts") -> Path:
+                 receipts_dir: str = "receipts", workers: int | None = None) -> Path:
     config: dict[str, Any] = {
         "version": 1,
         "actor": {"email": "agent@company.com", "roles": roles if roles is not None else ["sales_agent", "engineer"]},
@@ -49,6 +50,10 @@ def write_config(directory: Path, *, systems: dict[str, Any], workflows: dict[st
         "workflows": workflows if workflows is not None else DEFAULT_WORKFLOWS,
         "policies": policies if policies is not None else ALL_POLICIES,
     }
+    # ENACT_TEST_WORKERS=N runs every e2e sidecar that does not choose with listen.workers: N.
+    workers = workers if workers is not None else int(os.environ.get("ENACT_TEST_WORKERS", "0")) or None
+    if workers is not None:
+        config["listen"]["workers"] = workers
     if limits:
         config["limits"] = limits
     if state:

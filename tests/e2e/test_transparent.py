@@ -435,3 +435,37 @@ def test_pod_redirect_captures_the_agent_and_lets_only_the_sidecar_out(tmp_path:
         decisions = [(r["action"], r["decision"]) for r in sidecar.receipts()]
         assert decisions == [("hubspot.create_contact", "PASS"), ("hubspot.create_contact", "BLOCK"),
                              ("egress.connect", "BLOCK")]
+
+
+def test_with_two_http_workers_both_take_redirected_connections(
+        netns: AgentNamespace, transparent_sidecar: Callable[..., RunningSidecar], hubspot: SandboxHubSpot,
+        tmp_path: Path) -> None:
+    from tests.e2e.test_http_workers import CONNECTIONS, SERVING, _serving
+
+    sidecar = transparent_sidecar(workers=2, workflows={"crm": ["hubspot.get_contact"]}, policies=[])
+    wait_until(lambda: any(SERVING.search(line) for line in sidecar.output), what="the second front", timeout=60)
+    worker = int(next(m.group(1) for line in sidecar.output if (m := SERVING.search(line))))
+    hubspot.add_contact("jane@acme.com")
+    done = tmp_path / "done"
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")
+           and k not in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")}
+    agent = subprocess.Popen(["ip", "netns", "exec", netns.name, sys.executable, "-c", textwrap.dedent(f"""
+        import json, os, time, requests
+        sessions = [requests.Session() for _ in range({CONNECTIONS})]
+        statuses = [s.get("https://api.hubapi.com/crm/v3/objects/contacts/1001", verify={str(sidecar.ca)!r},
+                          headers={{"Authorization": "Bearer agent"}},
+                          timeout=30).status_code for s in sessions]
+        print(json.dumps(statuses), flush=True)
+        while not os.path.exists({str(done)!r}):  # keep every connection open until the test has looked
+            time.sleep(0.05)
+    """)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert agent.stdout is not None
+        statuses = json.loads(agent.stdout.readline() or "null")
+        assert statuses == [200] * CONNECTIONS, agent.stderr.read() if statuses is None else statuses
+        counts = _serving(netns.transparent_port, [sidecar.process.pid, worker])
+        assert sum(counts.values()) == CONNECTIONS and all(counts.values()), counts
+    finally:
+        done.touch()
+        agent.wait(30)
+    assert [r["decision"] for r in sidecar.receipts()] == ["PASS"] * CONNECTIONS
