@@ -131,6 +131,7 @@ class EnactConfig:
     systems: dict[str, Any]  # system name -> that connector's validated Config
     workflows: dict[str, frozenset[str]]
     policies: list[Policy]
+    text: bytes = b""  # the file's bytes as read (sha256 is theirs): what a replacement HTTP front is given
 
     @property
     def base_dir(self) -> Path:
@@ -154,12 +155,15 @@ class EnactConfig:
         return self.raw.state.url or f"sqlite:///{self.receipts_dir / '.state.sqlite'}"
 
 
-def load_config(path: Path | str) -> EnactConfig:
+def load_config(path: Path | str, text: bytes | None = None) -> EnactConfig:
+    """Read and validate ``path``; ``text``: these bytes as if they were the file's (relative paths and
+    ``module:function`` policies still resolve from the file's folder)."""
     path = Path(path)
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(path, [f"cannot read: {exc.strerror or exc}"]) from exc
+    if text is None:
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(path, [f"cannot read: {exc.strerror or exc}"]) from exc
     try:
         node = yaml.compose(text.decode("utf-8"), Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -182,7 +186,7 @@ def load_config(path: Path | str) -> EnactConfig:
     if errors:
         raise ConfigError(path, errors)
     return EnactConfig(path=path.resolve(), raw=raw, sha256=hashlib.sha256(text).hexdigest(),
-                       systems=systems, workflows=workflows, policies=resolved_policies)
+                       systems=systems, workflows=workflows, policies=resolved_policies, text=text)
 
 
 def _systems(raw: ConfigFile, lines: _LineFinder, errors: list[str]) -> dict[str, Any]:

@@ -144,7 +144,13 @@ class Fleet:
         try:
             process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
                 command, pass_fds=(frames_out, answers_in, metrics_out), close_fds=True, start_new_session=True,
-                env=_worker_environ(), cwd=str(config.base_dir))
+                env=_worker_environ(), cwd=str(config.base_dir), stdin=subprocess.PIPE)
+            # The config the main process runs, not the file as it is now: an edit nobody reloaded yet
+            # must not reach a share of the traffic because a front happened to be replaced.
+            assert process.stdin is not None
+            with contextlib.suppress(OSError):  # a front that died at once is seen by the watcher
+                process.stdin.write(config.text)
+                process.stdin.close()
         except OSError as exc:
             os.close(metrics_in)
             self._later(index, f"http worker {index} cannot start: {exc}")
@@ -324,15 +330,15 @@ def worker_main(argv: list[str] | None = None) -> int:
     frames_out, answers_in = (int(fd) for fd in args.receipts.split(","))
     who = f"http worker {args.index}"
     try:
-        config = load_config(args.config)
+        # The main process hands over the bytes of the config it runs (stdin): the same config on every
+        # front, whatever happened to the file since the last (re)load.
+        config = load_config(args.config, text=sys.stdin.buffer.read())
     except ConfigError as exc:
         log(f"{who} cannot start: {exc}")
         return 1
-    if config.sha256 != args.config_sha256:
-        # The file changed since the main process last read it, without a reload: this front runs the
-        # file as it is now (its receipts say which, by config_sha256); `enact-proxy reload` aligns all.
-        log(f"{who}: {config.path} changed since the last (re)load; this front runs it as it is now "
-            f"(sha256 {config.sha256}); run `enact-proxy reload` to apply it everywhere")
+    if config.sha256 != args.config_sha256:  # cannot happen unless the hand-over itself broke
+        log(f"{who} cannot start: the config it was given is not the main process's (sha256 {config.sha256})")
+        return 1
     try:
         sidecar = Sidecar(config, attach_receipts=(frames_out, answers_in), worker=args.index)
     except (OSError, ValueError) as exc:

@@ -24,3 +24,17 @@ def max_commits(limit: int):  # type: ignore[no-untyped-def]
 
 
 NOT_CALLABLE = 42
+
+
+@factory
+def loads_unless(marker: str):  # type: ignore[no-untyped-def]
+    """Allows everything; refuses to be *loaded* while the file ``marker`` exists (a start-up that fails)."""
+    from pathlib import Path
+
+    if Path(marker).exists():
+        raise ValueError(f"loads_unless: {marker} exists")
+
+    def loads_unless(ctx: WorkflowContext) -> PolicyResult:
+        return passed("loads_unless", "loaded")
+
+    return loads_unless

@@ -196,12 +196,15 @@ def _linux_only() -> None:
         pytest.skip("reads /proc to see which process serves a connection")
 
 
-def test_a_front_that_cannot_start_again_is_retried_and_readyz_names_it_meanwhile(sidecar_factory, hubspot):
-    sidecar, worker = _start(sidecar_factory, hubspot, READS)
-    path = sidecar.directory / "enact.yaml"
-    saved = path.read_text()
-    path.write_text("version: 1\nactor: {email: a@b.c}\nsurprise: 1\n")  # what a replacement would read
-    os.kill(worker, signal.SIGKILL)
+def test_a_front_that_cannot_start_again_is_retried_and_readyz_names_it_meanwhile(sidecar_factory, hubspot, tmp_path):
+    marker = tmp_path / "fail-to-load"
+    sidecar = sidecar_factory(systems={"hubspot": {"upstream": hubspot.url}}, workflows=READS, workers=2,
+                              policies=[{"tests.custom_policies:loads_unless": {"marker": str(marker)}}],
+                              env={"PYTHONPATH": os.pathsep.join(sys.path)})
+    wait_until(lambda: _worker_pids(sidecar), what="the second front to serve", timeout=60)
+    hubspot.add_contact("jane@acme.com")
+    marker.write_text("a replacement's start fails while this exists")
+    os.kill(_worker_pids(sidecar)[-1], signal.SIGKILL)
     probe = requests.Session()
     probe.trust_env = False
 
@@ -213,10 +216,29 @@ def test_a_front_that_cannot_start_again_is_retried_and_readyz_names_it_meanwhil
         return answer.status_code == 503 and "http worker 1 is not running" in answer.text
 
     wait_until(names_the_missing_front, what="/readyz to name the missing front", timeout=30)
-    wait_until(lambda: any("http worker 1 cannot start" in line and "surprise" in line for line in sidecar.output),
+    wait_until(lambda: any("http worker 1 cannot start" in line and "fail-to-load" in line for line in sidecar.output),
                what="the failed replacement to be logged", timeout=30)
-    for session in _fresh_sessions(sidecar, 4):  # the main front serves meanwhile, under its config
+    for session in _fresh_sessions(sidecar, 4):  # the main front serves meanwhile
         assert session.get(CONTACT, timeout=30).status_code == 200
-    path.write_text(saved)
-    wait_until(lambda: len(_worker_pids(sidecar)) == 2, what="a replacement once the file is good", timeout=90)
+    marker.unlink()
+    wait_until(lambda: len(_worker_pids(sidecar)) == 2, what="a replacement once it can load", timeout=90)
     wait_until(lambda: ready().status_code == 200, what="/readyz to be ready again", timeout=30)
+
+
+def test_a_replacement_front_runs_the_config_in_force_not_an_unreloaded_edit(sidecar_factory, hubspot):
+    sidecar, worker = _start(sidecar_factory, hubspot, READS)
+    path = sidecar.directory / "enact.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["workflows"] = CREATES_ONLY  # staged, never reloaded: get_contact would be refused under it
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    os.kill(worker, signal.SIGKILL)
+    wait_until(lambda: len(_worker_pids(sidecar)) == 2, what="a replacement front", timeout=60)
+    replacement = _worker_pids(sidecar)[-1]
+    sessions = _fresh_sessions(sidecar)
+    answers = [s.get(CONTACT, timeout=30) for s in sessions]
+    assert {a.status_code for a in answers} == {200}  # both fronts, the config in force
+    counts = _serving(_port(sidecar), [sidecar.process.pid, replacement])
+    assert all(counts.values()), counts  # the replacement answered some of them
+    assert len({sidecar.receipt(a.headers["X-Enact-Receipt"])["config_sha256"] for a in answers}) == 1
+    for session in sessions:
+        session.close()
