@@ -292,3 +292,24 @@ def test_a_front_that_only_implements_submit_still_gets_typed_records():
     assert (signed.seq, signed.prev_hash, signed.signature.key_id) == (7, "ab" * 32, "k")
     ticket = Fixed().open_intent(draft(1)).result(timeout=1)
     assert ticket.intent_seq == 7
+
+
+def test_the_writers_day_follows_the_clock_across_midnight():
+    from datetime import UTC, datetime
+
+    from enact_proxy.receipts.store import _Days, day_of
+
+    days = _Days()
+    midnight = datetime(2026, 12, 2, tzinfo=UTC).timestamp()
+    for epoch in (midnight - 86400.5, midnight - 1e-6, midnight - 0.5, midnight, midnight + 0.5, midnight + 86399.9,
+                  midnight + 86400, midnight - 3 * 86400, 0.0, midnight + 12.25):
+        assert days(epoch) == day_of(epoch), epoch
+    # The last instant before midnight (which fromtimestamp rounds up to it) is still the old day,
+    # whichever was asked first.
+    import math
+
+    last = math.nextafter(midnight, 0)
+    for first, then in ((last, midnight - 10), (midnight - 10, last)):
+        fresh = _Days()
+        assert (fresh(first), fresh(then)) == ("2026-12-01", "2026-12-01")
+    assert _Days()(midnight) == "2026-12-02"

@@ -177,6 +177,7 @@ class ProcessReceiptStore(StoreFront):
         except RuntimeError:
             self._loop = None
         if self._loop is not None:  # the sidecar: answers are read by its event loop, no thread at all
+            os.set_blocking(self._acks.fd, False)  # read when the loop says so: never wait in os.read
             self._loop.add_reader(self._acks.fd, self._on_readable)
         else:
             self._reader = threading.Thread(target=self._read_acks, name="enact-receipt-acks", daemon=True)
@@ -302,16 +303,19 @@ class ProcessReceiptStore(StoreFront):
         self._writer_gone(ReceiptError("receipt writer process exited"))
 
     def _on_readable(self) -> None:
-        if not self._take_acks(0) or self._acks.ended:
+        # The loop says the pipe is readable: read it (no select of our own first).
+        if not self._take_acks(None, readable=True) or self._acks.ended:
             assert self._loop is not None
             self._loop.remove_reader(self._acks.fd)
             self._writer_gone(ReceiptError("receipt writer process exited"))
 
-    def _take_acks(self, timeout: float | None) -> bool:
+    def _take_acks(self, timeout: float | None, readable: bool = False) -> bool:
         """Settle the answered futures; False (and every pending future failed) on an answer that makes
         no sense, so a confused writer refuses actions instead of leaving them waiting forever."""
         try:
-            for batch in self._acks.read(timeout):
+            if readable:
+                self._acks.fill()
+            for batch in self._acks.frames() if readable else self._acks.read(timeout):
                 for token, error, answer in batch:
                     if token == STATUS:
                         self.unwritable = error
@@ -355,8 +359,11 @@ class _FrameReader:
         return self.frames()
 
     def fill(self) -> None:
-        """One read of what is there (the fd is readable)."""
-        chunk = os.read(self.fd, PIPE_BYTES)
+        """One read of what is there (the fd is readable, or non-blocking)."""
+        try:
+            chunk = os.read(self.fd, PIPE_BYTES)
+        except BlockingIOError:  # nothing after all (a non-blocking fd): not the end either
+            return
         self.ended = not chunk
         self.buffer += chunk
 

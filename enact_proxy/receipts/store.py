@@ -115,6 +115,24 @@ def day_of(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d")
 
 
+class _Days:
+    """``day_of`` for a clock that mostly stays within one UTC day: worked out again only past midnight
+    (a round of the writer asks every time; formatting a date each round showed in its profile)."""
+
+    def __init__(self) -> None:
+        self._start = self._end = 0.0
+        self._day = ""
+
+    def __call__(self, epoch: float) -> str:
+        if not self._start <= epoch < self._end:
+            # UTC days are 86,400 s of epoch time (no leap seconds); the day is named from its exact start,
+            # not from ``epoch`` (which fromtimestamp rounds to the microsecond, across midnight too).
+            self._start = epoch - epoch % 86400
+            self._end = self._start + 86400
+            self._day = day_of(self._start)
+        return self._day
+
+
 # -- the front doors ---------------------------------------------------------------------------
 class StoreFront:
     """What the engine uses; a store supplies ``_submit`` (in-process thread, or a writer process)."""
@@ -244,6 +262,7 @@ class LogWriter:
         self.checkpoint_seconds = checkpoint_seconds
         self.lock_wait_seconds = lock_wait_seconds
         self.clock = clock
+        self._days = _Days()
         # Bodies come from Receipt.body() (the stores' fronts): typed but for FREE_FORM. Set False to
         # have every member of every body checked before the fast encoder is used.
         self.typed_bodies = True
@@ -422,7 +441,7 @@ class LogWriter:
         created: list[Path] = []
         answers: list[Answer] = []
         try:
-            today = day_of(self.clock())
+            today = self._days(self.clock())
             if self._fd < 0 and self._segment is not None:
                 self._reopen()  # a failed round could not be cut back before: do it now, or refuse
             if self._fd < 0 or self._segment_day != today:
