@@ -205,10 +205,12 @@ class Engine:
         if workflow is None:
             return self._verdict(action, None, Decision.BLOCK,
                                  f"no registered workflow allows {action.full_name}", now)
-        # Every value is typed already (the action was validated when it was recognised): built, not validated.
+        # Every value is typed already (the action was validated when it was recognised): built, not
+        # validated. The payload is copied as validation did (one level): a policy that sets a key in
+        # ctx.payload does not change what the receipt says the action was.
         ctx = built(WorkflowContext, {
             "workflow": workflow, "actor_email": self.actor_email, "actor_roles": self.actor_roles,
-            "system": action.system, "action": action.action, "payload": action.payload,
+            "system": action.system, "action": action.action, "payload": dict(action.payload),
             "systems": systems or {}, "now": now, "state": self.state}, {"_claims": None})
         return self.judge_context(ctx, action)
 

@@ -246,3 +246,15 @@ def test_run_ids_are_version_4_uuids():
     for text in list(ids)[:200]:
         parsed = uuid.UUID(text)
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+
+
+def test_a_policy_setting_a_payload_key_does_not_change_what_the_receipt_records(store, clock):
+    def meddling(ctx):
+        ctx.payload["email"] = "someone-else@acme.com"
+        return passed("meddling", "changed its own view")
+
+    action = ActionRequest(system="hubspot", action="create_contact", payload={"email": "jane@acme.com"})
+    engine = _engine(store, clock, [meddling])
+    verdict = engine.judge(action)
+    assert action.payload == {"email": "jane@acme.com"}
+    assert engine.draft(verdict).payload == {"email": "jane@acme.com"}
