@@ -17,9 +17,10 @@ import requests
 from enact_proxy.receipts import ReceiptStore
 from enact_proxy.receipts.checkpoint import load_verifier
 from enact_proxy.receipts.signing import ReceiptKey
+from enact_proxy.receipts.store import is_live
 from enact_proxy.receipts.verify import verify_log
 from tests.conftest import independent_verify, spec_records
-from tests.e2e.harness import RunningSidecar, start_sidecar, write_config
+from tests.e2e.harness import RunningSidecar, start_sidecar, wait_until, write_config
 
 
 def _verified(directory: Path, receipts: Path) -> None:
@@ -107,6 +108,10 @@ def test_a_torn_last_line_is_cut_off_at_restart_and_the_log_goes_on(tmp_path: Pa
     assert read(sidecar).headers["X-Enact-Decision"] == "PASS"
     sidecar.process.send_signal(signal.SIGKILL)  # no clean stop
     sidecar.process.wait()
+    # The writer child drains what its fronts still send (with listen.workers, the other fronts stop
+    # on their own once the main process is gone) and then lets go of the folder: only then is the
+    # log the crash's to tear.
+    wait_until(lambda: not is_live(sidecar.receipts_dir), what="the old writer to let go of the log", timeout=60)
     (segment,) = sorted(sidecar.receipts_dir.glob("*/*.jsonl"))
     before = segment.read_bytes()
     segment.write_bytes(before + b'{"kind":"receipt","seq":')  # a write the crash cut short
