@@ -262,6 +262,88 @@ def test_a_bug_while_deciding_refuses_the_request_instead_of_forwarding_it(monke
     assert b"internal error while deciding" in flow.response.content
 
 
+def run_as_mitmproxy(enact: Enact, f: Any) -> Any:
+    """The request hooks in proxy order, where one that raises is logged and the flow goes on (mitmproxy)."""
+    egress, recognise, decide, _record = parts(enact)
+
+    async def go() -> None:
+        with taddons.context(enact):
+            for addon in (egress, hygiene_of(enact), recognise, decide):
+                try:
+                    await addon.request(f)
+                except Exception:  # noqa: BLE001, S112 - what mitmproxy's addon manager does with it
+                    continue
+
+    asyncio.run(go())
+    return f
+
+
+def test_a_request_an_earlier_hook_failed_to_recognise_is_refused_with_a_receipt(make_sidecar: Any,
+                                                                                  monkeypatch: Any) -> None:
+    from enact_proxy.addons import recognise as recognise_module
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("recogniser bug")
+
+    monkeypatch.setattr(recognise_module, "normalise_host", broken)  # outside Recognise's own try
+    sidecar = make_sidecar()
+    f = run_as_mitmproxy(Enact(sidecar=sidecar), flow("GET", "api.github.com", "/repos/acme/app"))
+    assert f.response is not None and f.response.status_code == 403
+    assert f.request.host == "api.github.com"  # never pointed at the upstream
+    assert f.response.content.startswith(b"Blocked by Enact: request was not judged")
+    (receipt,) = receipts(sidecar)
+    assert receipt["decision"] == "BLOCK" and receipt["run_id"] == f.response.headers["X-Enact-Receipt"]
+    assert receipt["reason"] == "request was not judged (an earlier check failed)"
+
+
+def test_a_bug_while_deciding_leaves_a_block_receipt(make_sidecar: Any, monkeypatch: Any) -> None:
+    from enact_proxy.addons import decide as decide_module
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(decide_module.pipeline, "judge", broken)
+    sidecar = make_sidecar()
+    f = run(Enact(sidecar=sidecar), flow("GET", "api.github.com", "/repos/acme/app"))
+    assert f.response.status_code == 403 and f.request.host == "api.github.com"
+    (receipt,) = receipts(sidecar)
+    assert receipt["decision"] == "BLOCK" and receipt["reason"] == "internal error while deciding (RuntimeError)"
+    assert receipt["system"] == "github"
+
+
+def test_shadow_mode_tunnels_an_unknown_host_only_once_its_receipt_is_durable(make_sidecar: Any,
+                                                                                monkeypatch: Any) -> None:
+    from concurrent.futures import Future
+
+    sidecar = make_sidecar(mode="shadow")
+
+    def unwritable(*args: object, **kwargs: object) -> Future[Any]:
+        failed: Future[Any] = Future()
+        failed.set_exception(OSError(28, "No space left on device"))
+        return failed
+
+    monkeypatch.setattr(sidecar.engine, "record", unwritable)
+    f = run_as_mitmproxy(Enact(sidecar=sidecar), flow("GET", "evil.example.com", "/"))
+    assert f.response is not None and f.response.status_code == 403
+    assert not f.metadata.get("enact.passthrough")
+    assert f.response.headers["X-Enact-Receipt-Error"] == "OSError"
+
+
+def test_a_request_the_hygiene_check_cannot_read_is_refused_not_let_past(make_sidecar: Any, monkeypatch: Any) -> None:
+    from enact_proxy.addons import hygiene as hygiene_module
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("parser bug")
+
+    monkeypatch.setattr(hygiene_module, "malformed", broken)
+    sidecar = make_sidecar()
+    f = run_as_mitmproxy(Enact(sidecar=sidecar), flow("GET", "api.github.com", "/repos/acme/app"))
+    assert f.response is not None and f.response.status_code == 400
+    assert f.request.host == "api.github.com"
+    (receipt,) = receipts(sidecar)
+    assert receipt["decision"] == "BLOCK" and "could not be checked (ValueError)" in receipt["reason"]
+
+
 # -- hygiene: a request every parser reads alike, or a 400 ------------------------------------------
 
 def raw_flow(method: bytes, host: str, path: bytes, fields: list[tuple[bytes, bytes]], content: bytes = b"",

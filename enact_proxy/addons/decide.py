@@ -13,6 +13,7 @@ from enact_proxy.addons._common import (
     ACTIONS,
     CALL,
     JUDGEMENT,
+    PASSTHROUGH,
     REFUSAL,
     TICKETS,
     VERDICTS,
@@ -20,7 +21,7 @@ from enact_proxy.addons._common import (
     decision_headers,
     strip_enact_headers,
 )
-from enact_proxy.engine import Engine, Judgement, Verdict, block_message
+from enact_proxy.engine import BLOCK_PREFIX, Engine, Judgement, Verdict, block_message
 from enact_proxy.models import ActionRequest, RequestSummary
 from enact_proxy.pipeline import close_unforwarded
 
@@ -33,8 +34,15 @@ class Decide:
         self.root = root
 
     async def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None:
+            return
         wire = flow.metadata.get(WIRE)
-        if flow.response is not None or wire is None:
+        if wire is None:
+            if not flow.metadata.get(PASSTHROUGH):
+                # Egress refuses every host that is neither guarded nor passthrough, and Recognise names
+                # the wire of a guarded one: only an earlier hook that raised (mitmproxy logs it and goes
+                # on with the flow) leaves a request here. Refuse it rather than forward it unjudged.
+                await self._refuse_unjudged(flow, "request was not judged (an earlier check failed)")
             return
         try:
             await self._decide(flow, wire)
@@ -44,10 +52,24 @@ class Decide:
             judgement = flow.metadata.pop(JUDGEMENT, None)
             if judgement is not None:
                 engine.unclaim(judgement)
-            message = f"Blocked by Enact: internal error while deciding ({type(exc).__name__})"
-            flow.response = http.Response.make(403, (message + "\n").encode(),
-                                               {"content-type": "text/plain; charset=utf-8",
-                                                "X-Enact-Decision": "BLOCK"})
+            await self._refuse_unjudged(flow, f"internal error while deciding ({type(exc).__name__})")
+
+    async def _refuse_unjudged(self, flow: http.HTTPFlow, reason: str) -> None:
+        """403 in plain text, with a BLOCK receipt when the engine can still write one."""
+        flow.response = http.Response.make(403, f"{BLOCK_PREFIX}{reason}\n".encode(),
+                                           {"content-type": "text/plain; charset=utf-8",
+                                            "X-Enact-Decision": "BLOCK"})
+        try:
+            engine = self.root.state.engine
+            wire = flow.metadata.get(WIRE)
+            verdict = engine.refuse(_unrecognised(wire.system if wire is not None else "egress", flow), reason)
+            flow.metadata[VERDICTS] = [verdict]
+            flow.response.headers.update(decision_headers([verdict]))
+            error = await pipeline.record_refusals(engine, [verdict])
+        except Exception as exc:  # noqa: BLE001 - refused either way; say the receipt is missing
+            error = exc
+        if error is not None:
+            flow.response.headers["X-Enact-Receipt-Error"] = type(error).__name__
 
     async def _decide(self, flow: http.HTTPFlow, wire: Any) -> None:
         engine = self.root.state.engine

@@ -157,15 +157,15 @@ class Egress:
                                request=RequestSummary(method=method, host=host, path=None))
         verdict = engine.refuse(action, reason or
                                 f"egress to {host} is not allowed (not a guarded system or passthrough host)")
-        if verdict.forwards:  # shadow mode: recorded, tunnelled untouched
-            flow.metadata[PASSTHROUGH] = True
-            await durable(engine.record(verdict))
-            return
         headers: dict[str, Any] = {"content-type": "text/plain; charset=utf-8", **decision_headers([verdict])}
         try:
             await durable(engine.record(verdict))
-        except Exception as exc:  # noqa: BLE001 - refused either way; say the receipt is missing
+        except Exception as exc:  # noqa: BLE001 - refused, even in shadow mode: no receipt, no action
             headers["X-Enact-Receipt-Error"] = type(exc).__name__
+        else:
+            if verdict.forwards:  # shadow mode: tunnelled untouched, once its receipt is durable
+                flow.metadata[PASSTHROUGH] = True
+                return
         flow.response = http.Response.make(403, (verdict.message + "\n").encode(), headers)
 
 

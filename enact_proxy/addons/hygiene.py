@@ -103,7 +103,10 @@ class Hygiene:
         wire = sidecar.by_host.get(normalise_host(flow.request.host))
         if wire is None and not flow.metadata.get(PASSTHROUGH):
             return  # egress has refused it already (or will): nothing reaches such a host
-        reason = malformed(flow.request, guarded=wire is not None, upgrade=flow.metadata.get(UPGRADE))
+        try:
+            reason = malformed(flow.request, guarded=wire is not None, upgrade=flow.metadata.get(UPGRADE))
+        except Exception as exc:  # noqa: BLE001 - a request this check cannot read is not let past it
+            reason = f"could not be checked ({type(exc).__name__})"
         if reason is None:
             return
         flow.metadata[HYGIENE] = reason
