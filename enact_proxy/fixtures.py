@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import re
 import sys
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -79,13 +78,8 @@ class FixtureFile(_Strict):
     cases: list[Case] = Field(min_length=1)
 
 
-class FixtureError(Exception):
+class FixtureError(ConfigError):
     """The file cannot be used at all (exit 2): unreadable, malformed, or its config is invalid."""
-
-    def __init__(self, path: Path | str, errors: list[str]):
-        self.path = str(path)
-        self.errors = errors
-        super().__init__("\n".join(f"{self.path}: {e}" for e in errors))
 
 
 @dataclass
@@ -158,19 +152,13 @@ def _config(path: Path, config: str | dict[str, Any]) -> EnactConfig:
             return load_config(target)
         except ConfigError as exc:
             raise FixtureError(path, [f"config {exc.path}: {e}" for e in exc.errors]) from exc
-    # An inline config is validated by the same loader, from a file of its own; relative paths in it
-    # and `module:function` policies resolve against the fixture's folder, as they would next to it.
-    folder = str(path.resolve().parent)
-    if folder not in sys.path:
-        sys.path.append(folder)
-    with tempfile.TemporaryDirectory(prefix="enact-fixture-") as tmp:
-        inline = Path(tmp) / "enact.yaml"
-        inline.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-        try:
-            return load_config(inline)
-        except ConfigError as exc:
-            # line numbers would point into the temporary copy: name the key under config: instead
-            raise FixtureError(path, [f"config.{_LINE.sub('', e)}" for e in exc.errors]) from exc
+    # An inline config is validated by the same loader, as if it were a file next to the fixture:
+    # relative paths in it and `module:function` policies resolve against the fixture's folder.
+    try:
+        return load_config(path, text=yaml.safe_dump(config, sort_keys=False).encode("utf-8"))
+    except ConfigError as exc:
+        # line numbers would point into the dumped copy: name the key under config: instead
+        raise FixtureError(path, [f"config.{_LINE.sub('', e)}" for e in exc.errors]) from exc
 
 
 def _check_cases(fixture: FixtureFile, config: EnactConfig) -> list[str]:
