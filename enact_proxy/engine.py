@@ -139,6 +139,10 @@ class Engine:
         self.policies: list[Policy] = [instantiate(p) for p in policies]
         self._plan = PolicySet(self.policies)
         self.workflows = {name: frozenset(actions) for name, actions in workflows.items()}
+        self._workflow_of: dict[str, str] = {}  # action -> the first workflow (in config order) allowing it
+        for name, actions in self.workflows.items():
+            for allowed in actions:
+                self._workflow_of.setdefault(allowed, name)
         self.actor_email = actor_email
         self.actor_roles = tuple(actor_roles)
         self.receipts = receipts
@@ -152,10 +156,7 @@ class Engine:
 
     # -- deciding ----------------------------------------------------------------------------
     def workflow_for(self, action: ActionRequest) -> str | None:
-        for name, actions in self.workflows.items():
-            if action.full_name in actions:
-                return name
-        return None
+        return self._workflow_of.get(action.full_name)
 
     def may_block(self, actions: Sequence[ActionRequest]) -> bool:
         """Whether judging these actions may wait on I/O (a lookup in a system, the state store):
